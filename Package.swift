@@ -1,0 +1,107 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "conveyor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "conveyor", targets: ["conveyor"]),
+        .library(name: "ConveyorCore", targets: ["ConveyorCore"]),
+        .library(name: "ConveyorPostgres", targets: ["ConveyorPostgres"]),
+        .library(name: "ConveyorWorker", targets: ["ConveyorWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    ],
+    targets: [
+        // Pure types: job record, state machine, retry policy, handler protocols. No I/O.
+        .target(
+            name: "ConveyorCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The only place with SQL about jobs; migrations runner; the PostgreSQL client API.
+        .target(
+            name: "ConveyorPostgres",
+            dependencies: [
+                "ConveyorCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Producer / executor / completer, shutdown.
+        .target(
+            name: "ConveyorWorker",
+            dependencies: [
+                "ConveyorCore",
+                "ConveyorPostgres",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // Built-in kinds for operations and benchmarks (conveyor.noop, .sleep, .fail).
+        .target(
+            name: "ConveyorBuiltinKinds",
+            dependencies: ["ConveyorCore"],
+            swiftSettings: strict
+        ),
+        // Commands; the executable is a thin `main` around them.
+        .target(
+            name: "ConveyorCLI",
+            dependencies: [
+                "ConveyorCore",
+                "ConveyorPostgres",
+                "ConveyorWorker",
+                "ConveyorBuiltinKinds",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "conveyor",
+            dependencies: ["ConveyorCLI"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ConveyorTestSupport",
+            dependencies: [
+                "ConveyorCore",
+                "ConveyorPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ConveyorTestSupport"
+        ),
+        .testTarget(name: "ConveyorCoreTests", dependencies: ["ConveyorCore"]),
+        .testTarget(
+            name: "ConveyorPostgresTests",
+            dependencies: ["ConveyorPostgres", "ConveyorTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
+        .testTarget(
+            name: "ConveyorWorkerTests",
+            dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
+        ),
+        .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
+        .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,97 @@
+public import Foundation
+
+/// A job as stored: what admin reads and the CLI show.
+public struct JobRecord: Sendable, Equatable, Identifiable {
+    /// The job's id (also its idempotency key).
+    public var id: UUID
+    /// The current lifecycle state.
+    public var state: JobState
+    /// The queue that routes it to workers.
+    public var queue: String
+    /// The kind naming its handler.
+    public var kind: String
+    /// The handler's input, as JSON text.
+    public var args: String
+    /// Claim priority, 0 (first) to 9.
+    public var priority: Int
+    /// The number of attempts started so far.
+    public var attempt: Int
+    /// Attempts allowed before the job is dead-lettered.
+    public var maxAttempts: Int
+    /// Not claimed before this time.
+    public var runAt: Date
+    /// The deduplication key, if any.
+    public var uniqueKey: String?
+    /// Free labels.
+    public var tags: [String]
+    /// The failure history, oldest first.
+    public var errors: [JobAttemptError]
+    /// When the row was inserted.
+    public var insertedAt: Date
+    /// The producer's clock at enqueue time, if it sent one.
+    public var enqueuedAt: Date?
+    /// When the latest attempt started.
+    public var attemptedAt: Date?
+    /// When the job reached a final state.
+    public var finishedAt: Date?
+    /// The worker holding the job while it is `running`.
+    public var lockedBy: String?
+    /// Why the job was cancelled, if it was.
+    public var cancelReason: String?
+
+    /// Creates a record (used by the store when decoding rows).
+    public init(
+        id: UUID, state: JobState, queue: String, kind: String, args: String, priority: Int,
+        attempt: Int, maxAttempts: Int, runAt: Date, uniqueKey: String?, tags: [String],
+        errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
+        finishedAt: Date?, lockedBy: String?, cancelReason: String?
+    ) {
+        self.id = id
+        self.state = state
+        self.queue = queue
+        self.kind = kind
+        self.args = args
+        self.priority = priority
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.runAt = runAt
+        self.uniqueKey = uniqueKey
+        self.tags = tags
+        self.errors = errors
+        self.insertedAt = insertedAt
+        self.enqueuedAt = enqueuedAt
+        self.attemptedAt = attemptedAt
+        self.finishedAt = finishedAt
+        self.lockedBy = lockedBy
+        self.cancelReason = cancelReason
+    }
+}
+
+/// A job as handed to a worker by a claim: only what running it needs.
+public struct ClaimedJob: Sendable, Equatable, Identifiable {
+    /// The job's id.
+    public var id: UUID
+    /// The kind naming its handler.
+    public var kind: String
+    /// The queue it was claimed from.
+    public var queue: String
+    /// The handler's input, as JSON text.
+    public var args: String
+    /// This attempt's number (1-based); results are fenced by it.
+    public var attempt: Int
+    /// Attempts allowed before the job is dead-lettered.
+    public var maxAttempts: Int
+    /// The claim priority.
+    public var priority: Int
+
+    /// Creates a claimed job.
+    public init(id: UUID, kind: String, queue: String, args: String, attempt: Int, maxAttempts: Int, priority: Int) {
+        self.id = id
+        self.kind = kind
+        self.queue = queue
+        self.args = args
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.priority = priority
+    }
+}

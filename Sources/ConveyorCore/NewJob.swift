@@ -1,0 +1,118 @@
+public import Foundation
+
+/// A job to insert, with the fields of the producers' envelope (DESIGN §2).
+///
+/// Call ``validate()`` before inserting: the store trusts validated values.
+public struct NewJob: Sendable, Equatable {
+    /// The idempotency key; a second insert with the same id is dropped. Default: a fresh UUID.
+    public var id: UUID
+    /// Which handler runs it, `[a-z0-9_.-]{1,100}`.
+    public var kind: String
+    /// The handler's input as a JSON object text. Default `{}`.
+    public var args: String
+    /// Routing, `[a-z0-9_-]{1,64}`. Default `default`.
+    public var queue: String
+    /// 0 (first) to 9. Default 5.
+    public var priority: Int
+    /// Not before this time. Default: now.
+    public var runAt: Date?
+    /// 1–1000; `nil` takes the kind's default (``RetryPolicy/defaultMaxAttempts`` when unknown).
+    public var maxAttempts: Int?
+    /// While an unfinished job has this key, another one with it is not inserted. At most 255 characters.
+    public var uniqueKey: String?
+    /// Free labels for search.
+    public var tags: [String]
+    /// The producer's clock, for latency metrics.
+    public var enqueuedAt: Date?
+
+    /// The largest accepted `args` text, in bytes: 1 MiB.
+    public static let maxArgsBytes = 1 << 20
+
+    /// Creates a job description; only `kind` is required.
+    public init(
+        kind: String, args: String = "{}", queue: String = "default", priority: Int = 5,
+        runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil,
+        tags: [String] = [], id: UUID = UUID(), enqueuedAt: Date? = nil
+    ) {
+        self.id = id
+        self.kind = kind
+        self.args = args
+        self.queue = queue
+        self.priority = priority
+        self.runAt = runAt
+        self.maxAttempts = maxAttempts
+        self.uniqueKey = uniqueKey
+        self.tags = tags
+        self.enqueuedAt = enqueuedAt
+    }
+
+    /// Creates a job whose args are an encodable payload.
+    public init<Args: Encodable>(
+        kind: String, payload: Args, queue: String = "default", priority: Int = 5,
+        runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil, tags: [String] = []
+    ) throws {
+        let data = try JSONEncoder().encode(payload)
+        self.init(
+            kind: kind, args: String(decoding: data, as: UTF8.self), queue: queue, priority: priority,
+            runAt: runAt, maxAttempts: maxAttempts, uniqueKey: uniqueKey, tags: tags)
+    }
+
+    /// Why a job description is not acceptable.
+    public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+        case badKind(String)
+        case badQueue(String)
+        case priorityOutOfRange(Int)
+        case maxAttemptsOutOfRange(Int)
+        case uniqueKeyTooLong(Int)
+        case argsNotAnObject
+        case argsTooLarge(Int)
+
+        public var description: String {
+            switch self {
+            case .badKind(let kind):
+                "kind \(kind.debugDescription.prefix(120)) must match [a-z0-9_.-]{1,100}"
+            case .badQueue(let queue):
+                "queue \(queue.debugDescription.prefix(80)) must match [a-z0-9_-]{1,64}"
+            case .priorityOutOfRange(let priority): "priority \(priority) must be between 0 and 9"
+            case .maxAttemptsOutOfRange(let value): "max_attempts \(value) must be between 1 and 1000"
+            case .uniqueKeyTooLong(let count): "unique_key has \(count) characters, at most 255 allowed"
+            case .argsNotAnObject: "args must be a JSON object"
+            case .argsTooLarge(let bytes): "args is \(bytes) bytes, at most \(NewJob.maxArgsBytes) allowed"
+            }
+        }
+    }
+
+    /// Checks every field against the envelope rules, throwing the first violation.
+    public func validate() throws(ValidationError) {
+        guard Self.isValidKind(kind) else { throw .badKind(kind) }
+        guard Self.isValidQueue(queue) else { throw .badQueue(queue) }
+        guard (0...9).contains(priority) else { throw .priorityOutOfRange(priority) }
+        if let maxAttempts, !(1...1000).contains(maxAttempts) { throw .maxAttemptsOutOfRange(maxAttempts) }
+        if let uniqueKey, uniqueKey.count > 255 { throw .uniqueKeyTooLong(uniqueKey.count) }
+        let size = args.utf8.count
+        guard size <= Self.maxArgsBytes else { throw .argsTooLarge(size) }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(args.utf8)), object is [String: Any] else {
+            throw .argsNotAnObject
+        }
+    }
+
+    /// Whether `kind` matches `[a-z0-9_.-]{1,100}`.
+    public static func isValidKind(_ kind: String) -> Bool {
+        (1...100).contains(kind.utf8.count) && kind.utf8.allSatisfy { isNameByte($0) || $0 == UInt8(ascii: ".") }
+    }
+
+    /// Whether `queue` matches `[a-z0-9_-]{1,64}`.
+    public static func isValidQueue(_ queue: String) -> Bool {
+        (1...64).contains(queue.utf8.count) && queue.utf8.allSatisfy(isNameByte)
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import PostgresNIO
+
+/// Errors of the PostgreSQL layer, with messages safe to show (never a password).
+public enum ConveyorStoreError: Error, Sendable, CustomStringConvertible {
+    /// A row could not be read back.
+    case corruptRow(String)
+    /// A statement failed; `message` is the server's message and SQLSTATE, or the client's reason.
+    case database(String)
+    /// A migration file could not be read or applied.
+    case migration(String)
+
+    public var description: String {
+        switch self {
+        case .corruptRow(let message): "unreadable job row: \(message)"
+        case .database(let message): "database error: \(message)"
+        case .migration(let message): "migration failed: \(message)"
+        }
+    }
+
+    /// Describes a PostgresNIO error for operators: server message and SQLSTATE, or the client-side code.
+    /// `PSQLError.description` is deliberately generic, and the query text is never included.
+    public static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let server = error.serverInfo {
+                let message = server[.message] ?? "unknown"
+                let state = server[.sqlState] ?? "?"
+                var text = "\(message) (SQLSTATE \(state))"
+                if let detail = server[.detail] { text += ": \(detail)" }
+                return text
+            }
+            if let underlying = error.underlying {
+                return "\(error.code): \(underlying)"
+            }
+            return "\(error.code)"
+        }
+        return String(describing: error)
+    }
+}

@@ -1,0 +1,124 @@
+import ConveyorCore
+import Foundation
+import PostgresNIO
+
+/// `JobList`: jobs matching optional filters, newest first, paged by insertion order.
+enum JobList {
+    static func query(_ filter: JobFilter) -> PostgresQuery {
+        var query: PostgresQuery = "SELECT \(unescaped: JobRecordRow.columns) FROM conveyor_jobs WHERE true"
+        var binds = PostgresBindings()
+        if let state = filter.state {
+            binds.append(state.rawValue)
+            query.sql += " AND state = $\(binds.count)::conveyor_job_state"
+        }
+        if let kind = filter.kind {
+            binds.append(kind)
+            query.sql += " AND kind = $\(binds.count)"
+        }
+        if let queue = filter.queue {
+            binds.append(queue)
+            query.sql += " AND queue = $\(binds.count)"
+        }
+        if let before = filter.beforeSeq {
+            binds.append(before)
+            query.sql += " AND seq < $\(binds.count)"
+        }
+        binds.append(filter.limit)
+        query.sql += " ORDER BY seq DESC LIMIT $\(binds.count)"
+        query.binds = binds
+        return query
+    }
+}
+
+/// `JobGet`: one job by id.
+enum JobGet {
+    static func query(id: UUID) -> PostgresQuery {
+        "SELECT \(unescaped: JobRecordRow.columns) FROM conveyor_jobs WHERE id = \(id)"
+    }
+}
+
+/// `JobRetry`: gives dead (or, by id, cancelled) jobs another attempt now.
+///
+/// `max_attempts` grows when the job has spent them all, so the retry really runs. A job whose unique
+/// key is held by an unfinished job stays where it is.
+enum JobRetry {
+    static func query(_ target: JobTarget, now: Date?) -> PostgresQuery {
+        let available = JobState.available.rawValue
+        let dead = JobState.dead.rawValue
+        let cancelled = JobState.cancelled.rawValue
+        let running = JobState.running.rawValue
+        var query: PostgresQuery = """
+            UPDATE conveyor_jobs AS j
+            SET state = \(available)::conveyor_job_state,
+                run_at = coalesce(\(now)::timestamptz, now()),
+                max_attempts = greatest(j.max_attempts, j.attempt + 1),
+                finished_at = NULL,
+                cancel_reason = NULL
+            WHERE (j.unique_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM conveyor_jobs o
+                    WHERE o.unique_key = j.unique_key AND o.id <> j.id
+                      AND o.state IN (\(available)::conveyor_job_state, \(running)::conveyor_job_state)))
+            """
+        switch target {
+        case .ids(let ids):
+            query.append(" AND j.state IN ($\(query.binds.count + 1)::conveyor_job_state, $\(query.binds.count + 2)::conveyor_job_state) AND j.id = ANY($\(query.binds.count + 3)::uuid[])", dead, cancelled, ids)
+        case .kind(let kind):
+            query.append(" AND j.state = $\(query.binds.count + 1)::conveyor_job_state AND j.kind = $\(query.binds.count + 2)", dead, kind)
+        case .all:
+            query.append(" AND j.state = $\(query.binds.count + 1)::conveyor_job_state", dead)
+        }
+        query.sql += " RETURNING j.id"
+        return query
+    }
+}
+
+/// `JobDiscard`: cancels waiting or dead jobs, recording the reason.
+enum JobDiscard {
+    static func query(_ target: JobTarget, reason: String, now: Date?) -> PostgresQuery {
+        let cancelled = JobState.cancelled.rawValue
+        let available = JobState.available.rawValue
+        let dead = JobState.dead.rawValue
+        var query: PostgresQuery = """
+            UPDATE conveyor_jobs AS j
+            SET state = \(cancelled)::conveyor_job_state,
+                finished_at = coalesce(\(now)::timestamptz, now()),
+                cancel_reason = \(reason)
+            WHERE j.state IN (\(available)::conveyor_job_state, \(dead)::conveyor_job_state)
+            """
+        switch target {
+        case .ids(let ids):
+            query.append(" AND j.id = ANY($\(query.binds.count + 1)::uuid[])", ids)
+        case .kind(let kind):
+            query.append(" AND j.kind = $\(query.binds.count + 1)", kind)
+        case .all:
+            break
+        }
+        query.sql += " RETURNING j.id"
+        return query
+    }
+}
+
+/// `QueueStatistics`: job counts per queue and state, and how long the oldest due job has waited.
+enum QueueStatistics {
+    static func query(now: Date?) -> PostgresQuery {
+        let available = JobState.available.rawValue
+        return """
+            SELECT queue, state::text, count(*)::int8,
+                   extract(epoch FROM coalesce(\(now)::timestamptz, now())
+                       - min(run_at) FILTER (WHERE state = \(available)::conveyor_job_state
+                                              AND run_at <= coalesce(\(now)::timestamptz, now())))::float8
+            FROM conveyor_jobs
+            GROUP BY queue, state
+            ORDER BY queue, state
+            """
+    }
+}
+
+extension PostgresQuery {
+    fileprivate mutating func append(_ sql: String, _ values: any PostgresDynamicTypeEncodable...) {
+        self.sql += sql
+        for value in values {
+            self.binds.append(value)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import ConveyorCore
+import Foundation
+import PostgresNIO
+
+/// `JobClaimBatch`: takes up to `limit` due jobs of a queue in priority, `run_at`, insertion order,
+/// skipping rows other workers hold, marks them `running`, counts the attempt and sets the lease.
+enum JobClaimBatch {
+    static func query(queue: String, limit: Int, worker: String, lease: Duration, now: Date?) -> PostgresQuery {
+        let available = JobState.available.rawValue
+        let running = JobState.running.rawValue
+        return """
+            WITH picked AS (
+                SELECT id FROM conveyor_jobs
+                WHERE state = \(available)::conveyor_job_state
+                  AND queue = \(queue)
+                  AND run_at <= coalesce(\(now)::timestamptz, now())
+                ORDER BY priority, run_at, seq
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE conveyor_jobs AS j
+            SET state = \(running)::conveyor_job_state,
+                attempt = j.attempt + 1,
+                attempted_at = coalesce(\(now)::timestamptz, now()),
+                locked_by = \(worker),
+                lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
+            FROM picked
+            WHERE j.id = picked.id
+            RETURNING j.id, j.kind, j.queue, j.args::text, j.attempt, j.max_attempts, j.priority
+            """
+    }
+
+    static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
+        var jobs: [ClaimedJob] = []
+        for try await (id, kind, queue, args, attempt, maxAttempts, priority) in rows.decode(
+            (UUID, String, String, String, Int32, Int32, Int16).self)
+        {
+            jobs.append(
+                ClaimedJob(
+                    id: id, kind: kind, queue: queue, args: args, attempt: Int(attempt),
+                    maxAttempts: Int(maxAttempts), priority: Int(priority)))
+        }
+        return jobs
+    }
+}

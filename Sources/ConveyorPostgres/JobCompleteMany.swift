@@ -1,0 +1,24 @@
+import ConveyorCore
+import Foundation
+import PostgresNIO
+
+/// `JobCompleteMany`: marks jobs `completed`, but only those still `running` at the attempt that
+/// finished them, so a stale worker cannot complete a job that was rescued and claimed again.
+enum JobCompleteMany {
+    static func query(_ jobs: [(id: UUID, attempt: Int)], now: Date?) -> PostgresQuery {
+        let ids = jobs.map(\.id)
+        let attempts = jobs.map(\.attempt)
+        let completed = JobState.completed.rawValue
+        let running = JobState.running.rawValue
+        return """
+            UPDATE conveyor_jobs AS j
+            SET state = \(completed)::conveyor_job_state,
+                finished_at = coalesce(\(now)::timestamptz, now()),
+                locked_by = NULL,
+                lease_expires_at = NULL
+            FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[]) AS r(id, attempt)
+            WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(running)::conveyor_job_state
+            RETURNING j.id
+            """
+    }
+}

@@ -1,0 +1,48 @@
+import ConveyorCore
+import Foundation
+import PostgresNIO
+
+/// The columns and decoding of a full ``JobRecord``, shared by the admin reads.
+enum JobRecordRow {
+    static let columns = """
+        id, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
+        unique_key, tags, errors::text AS errors, inserted_at, enqueued_at, attempted_at, finished_at,
+        locked_by, cancel_reason
+        """
+
+    static func decode(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
+        var records: [JobRecord] = []
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        for try await row in rows {
+            let r = row.makeRandomAccess()
+            let stateText = try r["state"].decode(String.self)
+            guard let state = JobState(rawValue: stateText) else {
+                throw ConveyorStoreError.corruptRow("unknown state \(stateText)")
+            }
+            let errorsText = try r["errors"].decode(String.self)
+            let errors = (try? decoder.decode([JobAttemptError].self, from: Data(errorsText.utf8))) ?? []
+            records.append(
+                JobRecord(
+                    id: try r["id"].decode(UUID.self),
+                    state: state,
+                    queue: try r["queue"].decode(String.self),
+                    kind: try r["kind"].decode(String.self),
+                    args: try r["args"].decode(String.self),
+                    priority: Int(try r["priority"].decode(Int16.self)),
+                    attempt: Int(try r["attempt"].decode(Int32.self)),
+                    maxAttempts: Int(try r["max_attempts"].decode(Int32.self)),
+                    runAt: try r["run_at"].decode(Date.self),
+                    uniqueKey: try r["unique_key"].decode(String?.self),
+                    tags: try r["tags"].decode([String].self),
+                    errors: errors,
+                    insertedAt: try r["inserted_at"].decode(Date.self),
+                    enqueuedAt: try r["enqueued_at"].decode(Date?.self),
+                    attemptedAt: try r["attempted_at"].decode(Date?.self),
+                    finishedAt: try r["finished_at"].decode(Date?.self),
+                    lockedBy: try r["locked_by"].decode(String?.self),
+                    cancelReason: try r["cancel_reason"].decode(String?.self)))
+        }
+        return records
+    }
+}

@@ -1,0 +1,67 @@
+import ConveyorCore
+import Foundation
+import PostgresNIO
+
+/// `JobResolveMany`: writes every other resolution (retry, dead, snooze, cancel, release) in one
+/// statement, appending failures to the error history; guarded by state and attempt like completion.
+enum JobResolveMany {
+    static func query(_ results: [(id: UUID, attempt: Int, resolution: JobResolution)], now: Date?) -> PostgresQuery {
+        var ids: [UUID] = [], attempts: [Int] = [], states: [String] = [], requeue: [Bool] = []
+        var delays: [Double] = [], refunds: [Int] = [], errorKinds: [String] = [], messages: [String] = []
+        var reasons: [String] = []
+        for result in results {
+            ids.append(result.id)
+            attempts.append(result.attempt)
+            states.append(result.resolution.nextState.rawValue)
+            requeue.append(result.resolution.nextState == .available)
+            var delay = 0.0, refund = 0, errorKind = "", message = "", reason = ""
+            switch result.resolution {
+            case .complete: break
+            case .retry(let after, let failure):
+                delay = after.seconds
+                errorKind = failure.kind.rawValue
+                message = failure.message
+            case .dead(let failure):
+                errorKind = failure.kind.rawValue
+                message = failure.message
+            case .snooze(let after):
+                delay = after.seconds
+                refund = 1
+            case .cancel(let why):
+                reason = why
+            case .release:
+                refund = 1
+            }
+            delays.append(delay)
+            refunds.append(refund)
+            errorKinds.append(errorKind)
+            messages.append(message)
+            reasons.append(reason)
+        }
+        let running = JobState.running.rawValue
+        return """
+            UPDATE conveyor_jobs AS j
+            SET state = r.state::conveyor_job_state,
+                attempt = j.attempt - r.refund,
+                run_at = CASE WHEN r.requeue
+                    THEN coalesce(\(now)::timestamptz, now()) + make_interval(secs => r.delay)
+                    ELSE j.run_at END,
+                finished_at = CASE WHEN r.requeue THEN NULL ELSE coalesce(\(now)::timestamptz, now()) END,
+                errors = CASE WHEN r.error_kind = '' THEN j.errors
+                    ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                        'attempt', j.attempt,
+                        'at', extract(epoch FROM coalesce(\(now)::timestamptz, now())),
+                        'message', r.message,
+                        'kind', r.error_kind)) END,
+                cancel_reason = NULLIF(r.reason, ''),
+                locked_by = NULL,
+                lease_expires_at = NULL
+            FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[], \(states)::text[], \(requeue)::bool[],
+                        \(delays)::float8[], \(refunds)::int8[], \(errorKinds)::text[], \(messages)::text[],
+                        \(reasons)::text[])
+                 AS r(id, attempt, state, requeue, delay, refund, error_kind, message, reason)
+            WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(running)::conveyor_job_state
+            RETURNING j.id
+            """
+    }
+}

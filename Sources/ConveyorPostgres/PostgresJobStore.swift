@@ -1,0 +1,128 @@
+public import ConveyorCore
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// The jobs table: every statement about jobs goes through here.
+///
+/// Time comes from the injected ``ConveyorClock`` when one is given, otherwise from PostgreSQL's `now()`.
+public struct PostgresJobStore: Sendable {
+    /// The connection pool.
+    public let client: PostgresClient
+    let clock: StoreClock
+    let logger: Logger
+
+    /// Creates a store over `client` (whose `run()` the caller drives).
+    public init(client: PostgresClient, clock: (any ConveyorClock)? = nil, logger: Logger = Logger(label: "conveyor.store")) {
+        self.client = client
+        self.clock = StoreClock(clock: clock)
+        self.logger = logger
+    }
+
+    /// The result of inserting a batch.
+    public struct InsertResult: Sendable, Equatable {
+        /// The ids of the rows inserted.
+        public var inserted: [UUID]
+        /// How many were dropped as duplicates (same id, or a unique key held by an unfinished job).
+        public var duplicates: Int
+    }
+
+    /// Inserts `jobs` in one statement, with the pool or on `connection` (e.g. inside the caller's transaction).
+    ///
+    /// - Parameter maxAttempts: the attempts of a job that does not set its own, by kind.
+    public func insert(
+        _ jobs: [NewJob], on connection: PostgresConnection? = nil,
+        maxAttempts: (String) -> Int = { _ in RetryPolicy.defaultMaxAttempts }
+    ) async throws -> InsertResult {
+        guard !jobs.isEmpty else { return InsertResult(inserted: [], duplicates: 0) }
+        let query = JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind)
+        let runner: any QueryRunner = connection ?? client
+        let rows = try await perform { try await runner.run(query, logger: logger) }
+        var inserted: [UUID] = []
+        for try await id in rows.decode(UUID.self) { inserted.append(id) }
+        return InsertResult(inserted: inserted, duplicates: jobs.count - inserted.count)
+    }
+
+    /// Claims up to `limit` due jobs of `queue` for `worker`, holding each for `lease`.
+    public func claim(queue: String, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        let query = JobClaimBatch.query(queue: queue, limit: limit, worker: worker, lease: lease, now: clock.bind)
+        return try await perform { try await JobClaimBatch.decode(client.query(query, logger: logger)) }
+    }
+
+    /// Marks jobs completed where they are still `running` at the given attempt; returns the ids written.
+    @discardableResult
+    public func complete(_ jobs: [(id: UUID, attempt: Int)]) async throws -> [UUID] {
+        guard !jobs.isEmpty else { return [] }
+        return try await ids(JobCompleteMany.query(jobs, now: clock.bind))
+    }
+
+    /// Writes non-completion resolutions, guarded by state and attempt; returns the ids written.
+    @discardableResult
+    public func resolve(_ results: [(id: UUID, attempt: Int, resolution: JobResolution)]) async throws -> [UUID] {
+        guard !results.isEmpty else { return [] }
+        return try await ids(JobResolveMany.query(results, now: clock.bind))
+    }
+
+    /// One job, or `nil` when no job has this id.
+    public func job(id: UUID) async throws -> JobRecord? {
+        try await perform { try await JobRecordRow.decode(client.query(JobGet.query(id: id), logger: logger)) }.first
+    }
+
+    /// Jobs matching `filter`, newest first.
+    public func jobs(_ filter: JobFilter = JobFilter()) async throws -> [JobRecord] {
+        try await perform { try await JobRecordRow.decode(client.query(JobList.query(filter), logger: logger)) }
+    }
+
+    /// Gives dead jobs (or, by id, cancelled ones) another attempt now; returns the ids retried.
+    public func retry(_ target: JobTarget) async throws -> [UUID] {
+        try await ids(JobRetry.query(target, now: clock.bind))
+    }
+
+    /// Cancels waiting or dead jobs with `reason`; returns the ids cancelled.
+    public func discard(_ target: JobTarget, reason: String) async throws -> [UUID] {
+        try await ids(JobDiscard.query(target, reason: reason, now: clock.bind))
+    }
+
+    /// Job counts per queue and state.
+    public func queueStatistics() async throws -> [QueueStatistic] {
+        try await perform {
+            var result: [QueueStatistic] = []
+            let rows = try await client.query(QueueStatistics.query(now: clock.bind), logger: logger)
+            for try await (queue, state, count, age) in rows.decode((String, String, Int64, Double?).self) {
+                guard let state = JobState(rawValue: state) else { continue }
+                result.append(QueueStatistic(queue: queue, state: state, count: Int(count), oldestWaitSeconds: age))
+            }
+            return result
+        }
+    }
+
+    private func ids(_ query: PostgresQuery) async throws -> [UUID] {
+        try await perform {
+            var ids: [UUID] = []
+            for try await id in try await client.query(query, logger: logger).decode(UUID.self) { ids.append(id) }
+            return ids
+        }
+    }
+
+    /// Runs `body`, turning PostgresNIO errors into ``ConveyorStoreError/database(_:)`` with a useful message.
+    func perform<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError {
+            throw ConveyorStoreError.database(ConveyorStoreError.describe(error))
+        }
+    }
+}
+
+/// The number of jobs of one queue in one state.
+public struct QueueStatistic: Sendable, Equatable, Codable {
+    /// The queue.
+    public var queue: String
+    /// The state.
+    public var state: JobState
+    /// How many jobs.
+    public var count: Int
+    /// For `available`: seconds the oldest due job has waited, if any is due.
+    public var oldestWaitSeconds: Double?
+}

@@ -1,0 +1,113 @@
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+import Logging
+import Synchronization
+
+/// Buffers attempt results and writes them in batches: one statement for completions, one for the rest.
+///
+/// A batch is flushed when it reaches ``Configuration/maxBatch`` or after ``Configuration/linger``
+/// (so low rates still write in batches, not one id per statement). Writes are fenced by attempt:
+/// results of a job that was claimed again meanwhile are dropped and counted as stale.
+final class JobCompleter: Sendable {
+    /// Batching settings.
+    struct Configuration: Sendable {
+        /// The most results per flush. Default 500.
+        var maxBatch = 500
+        /// How long a partial batch waits for company. Default 5 ms.
+        var linger: Duration = .milliseconds(5)
+    }
+
+    struct Pending: Sendable {
+        var job: ClaimedJob
+        var resolution: JobResolution
+    }
+
+    private struct Buffer {
+        var items: [Pending] = []
+        var finishing = false
+    }
+
+    private let store: PostgresJobStore
+    private let configuration: Configuration
+    private let logger: Logger
+    private let buffer = Mutex(Buffer())
+    private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    init(store: PostgresJobStore, configuration: Configuration, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Adds a result to the next flush.
+    func record(_ job: ClaimedJob, _ resolution: JobResolution) {
+        let count = buffer.withLock { buffer -> Int in
+            buffer.items.append(Pending(job: job, resolution: resolution))
+            return buffer.items.count
+        }
+        if count == 1 || count >= configuration.maxBatch { signal.continuation.yield() }
+    }
+
+    /// Flushes what is left and makes ``run()`` return.
+    func finish() {
+        buffer.withLock { $0.finishing = true }
+        signal.continuation.yield()
+    }
+
+    /// Flushes batches until ``finish()`` is called and the buffer is empty, or the task is cancelled.
+    func run() async {
+        for await _ in signal.stream {
+            while true {
+                let (count, finishing) = buffer.withLock { ($0.items.count, $0.finishing) }
+                if count == 0 {
+                    if finishing { return }
+                    break
+                }
+                if count < configuration.maxBatch && !finishing {
+                    try? await Task.sleep(for: configuration.linger)
+                }
+                let batch = buffer.withLock { buffer -> [Pending] in
+                    let taken = Array(buffer.items.prefix(configuration.maxBatch))
+                    buffer.items.removeFirst(taken.count)
+                    return taken
+                }
+                await flush(batch, finishing: finishing)
+            }
+        }
+    }
+
+    /// Writes one batch, retrying with backoff while the database is unreachable. When shutting down it
+    /// gives up after a few tries: the jobs stay `running` and their expired leases bring them back.
+    private func flush(_ batch: [Pending], finishing: Bool) async {
+        var delay = Duration.milliseconds(50)
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                let started = ContinuousClock.now
+                let completions = batch.filter { $0.resolution == .complete }.map { (id: $0.job.id, attempt: $0.job.attempt) }
+                let others = batch.filter { $0.resolution != .complete }
+                    .map { (id: $0.job.id, attempt: $0.job.attempt, resolution: $0.resolution) }
+                let written = try await store.complete(completions).count + store.resolve(others).count
+                let stale = batch.count - written
+                if stale > 0 {
+                    logger.warning("results dropped: the jobs were no longer held at these attempts", metadata: ["count": "\(stale)"])
+                }
+                WorkerMetrics.flushed(count: batch.count, duration: ContinuousClock.now - started, stale: stale)
+                return
+            } catch {
+                WorkerMetrics.storeError(operation: "complete")
+                if Task.isCancelled || (finishing && tries >= 5) {
+                    logger.error(
+                        "could not record job results; their leases will return them",
+                        metadata: ["count": "\(batch.count)", "error": "\(error)"])
+                    return
+                }
+                logger.warning("recording job results failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+public import ConveyorCore
+public import ConveyorPostgres
+public import Logging
+public import ServiceLifecycle
+import Foundation
+
+/// A worker: one ``QueueProducer`` per served queue and a shared batching completer, as a `Service`.
+///
+/// On graceful shutdown (DESIGN §5) it stops claiming, lets running jobs finish within
+/// ``Configuration/gracePeriod``, stops the rest (back to `available`, attempt not spent), flushes
+/// pending results and returns.
+public struct Worker: Service {
+    /// Worker settings; the defaults suit production.
+    public struct Configuration: Sendable {
+        /// The queues and their concurrency.
+        public var queues: QueueConfiguration
+        /// The name recorded in `locked_by`. Default: `hostname-pid-random`.
+        public var workerID: String
+        /// How often an idle producer looks for due jobs. Default 1 s.
+        public var pollInterval: Duration
+        /// How long a claim holds a job before it may be rescued. Default 5 minutes.
+        public var lease: Duration
+        /// How long running jobs may finish after a shutdown signal. Default 25 s.
+        public var gracePeriod: Duration
+        /// The most results written per statement. Default 500.
+        public var completionBatch: Int
+        /// How long a partial batch of results waits before it is written. Default 5 ms.
+        public var completionLinger: Duration
+
+        /// Creates a configuration.
+        public init(
+            queues: QueueConfiguration, workerID: String = Worker.defaultID(), pollInterval: Duration = .seconds(1),
+            lease: Duration = .seconds(300), gracePeriod: Duration = .seconds(25), completionBatch: Int = 500,
+            completionLinger: Duration = .milliseconds(5)
+        ) {
+            self.queues = queues
+            self.workerID = workerID
+            self.pollInterval = pollInterval
+            self.lease = lease
+            self.gracePeriod = gracePeriod
+            self.completionBatch = completionBatch
+            self.completionLinger = completionLinger
+        }
+    }
+
+    let configuration: Configuration
+    let store: PostgresJobStore
+    let registry: HandlerRegistry
+    let random: any RandomSource
+    let logger: Logger
+
+    /// Creates a worker.
+    ///
+    /// - Parameter random: the source of backoff jitter. Default: the system generator.
+    public init(
+        configuration: Configuration, store: PostgresJobStore, registry: HandlerRegistry,
+        random: any RandomSource = SystemRandomSource(), logger: Logger = Logger(label: "conveyor.worker")
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.registry = registry
+        self.random = random
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.workerID)"
+        self.logger = logger
+    }
+
+    /// `hostname-pid-xxxx`: unique per process, readable in `locked_by`.
+    public static func defaultID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        let suffix = String(UInt16.random(in: 0...UInt16.max), radix: 16)
+        return "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
+    }
+
+    public func run() async throws {
+        let stop = StopSignal()
+        let completer = JobCompleter(
+            store: store,
+            configuration: .init(maxBatch: configuration.completionBatch, linger: configuration.completionLinger),
+            logger: logger)
+        let executor = JobExecutor(registry: registry, random: random, logger: logger)
+        logger.info(
+            "worker started",
+            metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await completer.run() }
+                await withTaskGroup(of: Void.self) { producers in
+                    for queue in configuration.queues.queues {
+                        let producer = QueueProducer(
+                            queue: queue, store: store, executor: executor, completer: completer,
+                            settings: configuration, logger: logger)
+                        producers.addTask { await producer.run(stop: stop) }
+                    }
+                }
+                completer.finish()
+            }
+        } onGracefulShutdown: {
+            logger.info("shutdown requested: no more claims")
+            stop.trigger()
+        }
+        logger.info("worker stopped")
+    }
+}

@@ -1,0 +1,55 @@
+import ConveyorCore
+import Metrics
+
+/// The worker's swift-metrics instruments. Labels:
+///
+/// - `conveyor_jobs_total{kind,queue,outcome}`: attempts finished, by outcome
+///   (`completed`, `retry`, `dead`, `snoozed`, `cancelled`, `released`).
+/// - `conveyor_job_duration_seconds{kind,queue}`: handler run time.
+/// - `conveyor_claim_batch_size{queue}`: jobs per claim statement.
+/// - `conveyor_completion_flush_size`, `conveyor_completion_flush_seconds`: completer batches.
+/// - `conveyor_completion_stale_total`: results dropped because the job was no longer held at that attempt.
+/// - `conveyor_store_errors_total{operation}`: failed claims and flushes (retried).
+enum WorkerMetrics {
+    static func jobFinished(kind: String, queue: String, resolution: JobResolution, duration: Duration) {
+        Counter(label: "conveyor_jobs_total", dimensions: [("kind", kind), ("queue", queue), ("outcome", resolution.metricName)])
+            .increment()
+        Timer(label: "conveyor_job_duration_seconds", dimensions: [("kind", kind), ("queue", queue)])
+            .recordNanoseconds(duration.nanoseconds)
+    }
+
+    static func claimed(queue: String, count: Int) {
+        Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)]).record(count)
+    }
+
+    static func flushed(count: Int, duration: Duration, stale: Int) {
+        Recorder(label: "conveyor_completion_flush_size").record(count)
+        Timer(label: "conveyor_completion_flush_seconds").recordNanoseconds(duration.nanoseconds)
+        if stale > 0 { Counter(label: "conveyor_completion_stale_total").increment(by: stale) }
+    }
+
+    static func storeError(operation: String) {
+        Counter(label: "conveyor_store_errors_total", dimensions: [("operation", operation)]).increment()
+    }
+}
+
+extension JobResolution {
+    /// The `outcome` label of `conveyor_jobs_total`.
+    var metricName: String {
+        switch self {
+        case .complete: "completed"
+        case .retry: "retry"
+        case .dead: "dead"
+        case .snooze: "snoozed"
+        case .cancel: "cancelled"
+        case .release: "released"
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

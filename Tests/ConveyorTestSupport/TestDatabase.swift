@@ -1,0 +1,97 @@
+@_exported import ConveyorPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A fresh, migrated PostgreSQL database per test, on the throwaway server that `ops/test` starts.
+///
+/// Tests that need it fail loudly when `CONVEYOR_TEST_DATABASE_URL` is missing: they are never skipped.
+public enum TestDatabase {
+    /// The repository's root, found from this file's path.
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `migrations/` folder.
+    public static var migrationsDirectory: URL { repositoryRoot.appendingPathComponent("migrations") }
+
+    /// The test server is not configured.
+    public struct NotConfigured: Error, CustomStringConvertible {
+        public var variable: String
+        public var description: String {
+            "\(variable) is not set: these tests need the throwaway PostgreSQL and Redis that `ops/test` starts (README: run `ops/test`)"
+        }
+    }
+
+    /// The admin URL of the test server.
+    public static func serverURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["CONVEYOR_TEST_DATABASE_URL"], !url.isEmpty else {
+            throw NotConfigured(variable: "CONVEYOR_TEST_DATABASE_URL")
+        }
+        return url
+    }
+
+    /// A logger that only reports warnings, to keep test output readable.
+    public static var logger: Logger {
+        var logger = Logger(label: "conveyor.test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// Creates a fresh database, optionally migrated, runs `body` with a running client and the
+    /// database's URL, then drops it.
+    public static func withFresh<T: Sendable>(
+        migrate: Bool = true,
+        _ body: @Sendable (PostgresClient, String) async throws -> T
+    ) async throws -> T {
+        let serverURL = try serverURL()
+        let name = "conveyor_test_\(UUID().uuidString.prefix(8).lowercased())"
+        try await withClient(url: serverURL) { admin in
+            try await admin.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+        }
+        let url = replacingDatabase(in: serverURL, with: name)
+        do {
+            let result = try await withClient(url: url) { client in
+                if migrate {
+                    try await Migrator(directory: migrationsDirectory).migrate(client: client, logger: logger)
+                }
+                return try await body(client, url)
+            }
+            try await drop(name, serverURL: serverURL)
+            return result
+        } catch {
+            try? await drop(name, serverURL: serverURL)
+            throw error
+        }
+    }
+
+    @discardableResult
+    /// Runs `body` with a client connected to `url`, running for the duration of the call.
+    public static func withClient<T: Sendable>(
+        url: String, maxConnections: Int = 8, _ body: @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
+        var configuration = try DatabaseURL.parse(url)
+        configuration.options.maximumConnections = maxConnections
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    private static func drop(_ name: String, serverURL: String) async throws {
+        try await withClient(url: serverURL) { admin in
+            try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+        }
+    }
+
+    /// `url` with its database name replaced.
+    public static func replacingDatabase(in url: String, with name: String) -> String {
+        var components = URLComponents(string: url)!
+        components.path = "/\(name)"
+        return components.string!
+    }
+}
