@@ -64,14 +64,18 @@ public struct Migrator: Sendable {
             return try await client.withTransaction(logger: logger) { connection in
                 try await apply(on: connection, logger: logger)
             }
+        } catch let error as PostgresTransactionError {
+            if let cause = error.closureError as? ConveyorStoreError { throw cause }
+            let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
+            throw ConveyorStoreError.migration(cause.map(ConveyorStoreError.describe) ?? "transaction failed")
         } catch let error as PSQLError {
             throw ConveyorStoreError.migration(ConveyorStoreError.describe(error))
         }
     }
 
     private func apply(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
-        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
-        try await connection.query(
+        try await connection.execute("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+        try await connection.execute(
             """
             CREATE TABLE IF NOT EXISTS conveyor_migrations (
                 name text PRIMARY KEY,
@@ -80,7 +84,7 @@ public struct Migrator: Sendable {
             )
             """, logger: logger)
         // Runs a multi-statement script inside this transaction (the extended protocol allows one statement).
-        try await connection.query(
+        try await connection.execute(
             """
             CREATE OR REPLACE FUNCTION pg_temp.conveyor_run_script(script text) RETURNS void
             LANGUAGE plpgsql AS $$ BEGIN EXECUTE script; END $$
@@ -102,11 +106,11 @@ public struct Migrator: Sendable {
                 continue
             }
             do {
-                try await connection.query("SELECT pg_temp.conveyor_run_script(\(migration.sql))", logger: logger)
+                try await connection.execute("SELECT pg_temp.conveyor_run_script(\(migration.sql))", logger: logger)
             } catch let error as PSQLError {
                 throw ConveyorStoreError.migration("\(migration.name): \(ConveyorStoreError.describe(error))")
             }
-            try await connection.query(
+            try await connection.execute(
                 "INSERT INTO conveyor_migrations (name, checksum) VALUES (\(migration.name), \(checksum))",
                 logger: logger)
             logger.info("applied migration", metadata: ["migration": "\(migration.name)"])
@@ -120,5 +124,12 @@ public struct Migrator: Sendable {
             "SELECT encode(sha256(convert_to(\(sql), 'UTF8')), 'hex')", logger: logger)
         for try await value in rows.decode(String.self) { return value }
         throw ConveyorStoreError.migration("checksum query returned nothing")
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement and drains its rows, so that an error raised while executing surfaces here.
+    fileprivate func execute(_ query: PostgresQuery, logger: Logger) async throws {
+        _ = try await self.query(query, logger: logger).collect()
     }
 }

@@ -125,4 +125,12 @@ public struct QueueStatistic: Sendable, Equatable, Codable {
     public var count: Int
     /// For `available`: seconds the oldest due job has waited, if any is due.
     public var oldestWaitSeconds: Double?
+
+    /// Creates a statistic.
+    public init(queue: String, state: JobState, count: Int, oldestWaitSeconds: Double?) {
+        self.queue = queue
+        self.state = state
+        self.count = count
+        self.oldestWaitSeconds = oldestWaitSeconds
+    }
 }

@@ -1,0 +1,117 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite("Job administration")
+struct JobAdminTests {
+    /// Inserts jobs of the given kinds and sends them all to `dead` after one attempt.
+    private func deadJobs(_ kinds: [String], store: PostgresJobStore) async throws -> [UUID] {
+        let ids = try await store.insert(kinds.map { NewJob(kind: $0, queue: "graveyard", maxAttempts: 1) }).inserted
+        let claimed = try await store.claim("graveyard")
+        try await store.resolve(claimed.map {
+            (id: $0.id, attempt: $0.attempt, resolution: .dead(FailureRecord(message: "boom", kind: .error)))
+        })
+        return ids
+    }
+
+    @Test("lists with state, kind and queue filters, newest first, paged")
+    func listing() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            _ = try await store.insert((0..<5).map { NewJob(kind: "a", queue: $0 < 3 ? "default" : "mail") })
+            _ = try await deadJobs(["b"], store: store)
+            #expect(try await store.jobs(JobFilter(state: .dead)).map(\.kind) == ["b"])
+            #expect(try await store.jobs(JobFilter(queue: "mail")).count == 2)
+            #expect(try await store.jobs(JobFilter(queue: "graveyard")).map(\.state) == [.dead])
+            #expect(try await store.jobs(JobFilter(kind: "a", limit: 2)).count == 2)
+            let all = try await store.jobs()
+            #expect(all.count == 6 && all.first?.kind == "b")
+        }
+    }
+
+    @Test("retrying dead jobs by id, by kind or all gives each another attempt")
+    func retry() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let ids = try await deadJobs(["a", "a", "b", "c"], store: store)
+            #expect(try await store.retry(.ids([ids[3]])) == [ids[3]])
+            #expect(Set(try await store.retry(.kind("a"))) == [ids[0], ids[1]])
+            #expect(try await store.retry(.all) == [ids[2]])
+            for id in ids {
+                let job = try await store.require(id)
+                #expect(job.state == .available && job.maxAttempts == 2 && job.attempt == 1 && job.errors.count == 1)
+            }
+            // They really run again.
+            #expect(try await store.claim("graveyard").count == 4)
+        }
+    }
+
+    @Test("discard cancels waiting and dead jobs with a reason, never running ones")
+    func discard() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let dead = try await deadJobs(["a"], store: store)
+            let running = try await store.insert([NewJob(kind: "r")]).inserted
+            _ = try await store.claim()
+            let waiting = try await store.insert([NewJob(kind: "w")]).inserted
+            let discarded = try await store.discard(.all, reason: "discarded by operator")
+            #expect(Set(discarded) == Set(dead + waiting))
+            #expect(try await store.require(dead[0]).cancelReason == "discarded by operator")
+            #expect(try await store.require(running[0]).state == .running)
+        }
+    }
+
+    @Test("queue statistics count jobs per queue and state with the oldest wait")
+    func statistics() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            _ = try await store.insert([NewJob(kind: "a"), NewJob(kind: "a"), NewJob(kind: "a", queue: "mail")])
+            clock.advance(by: 42)
+            let stats = try await store.queueStatistics()
+            #expect(stats == [
+                QueueStatistic(queue: "default", state: .available, count: 2, oldestWaitSeconds: 42),
+                QueueStatistic(queue: "mail", state: .available, count: 1, oldestWaitSeconds: 42),
+            ])
+        }
+    }
+
+    @Test("the client enqueues inside the caller's transaction: rolled back with it, committed with it")
+    func transactionalEnqueue() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let conveyor = ConveyorClient(postgres: client)
+            struct Rollback: Error {}
+            let rolledBack = NewJob(kind: "a")
+            await #expect {
+                try await client.withTransaction(logger: TestDatabase.logger) { connection in
+                    try await conveyor.enqueue(rolledBack, on: connection)
+                    throw Rollback()
+                }
+            } throws: { error in
+                (error as? PostgresTransactionError)?.closureError is Rollback
+            }
+            let committed = NewJob(kind: "b")
+            _ = try await client.withTransaction(logger: TestDatabase.logger) { connection in
+                try await conveyor.enqueue(committed, on: connection)
+            }
+            let store = PostgresJobStore(client: client)
+            #expect(try await store.job(id: rolledBack.id) == nil)
+            #expect(try await store.job(id: committed.id) != nil)
+        }
+    }
+
+    @Test("the client validates before inserting anything")
+    func validates() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let conveyor = ConveyorClient(postgres: client)
+            await #expect(throws: NewJob.ValidationError.priorityOutOfRange(12)) {
+                try await conveyor.enqueue([NewJob(kind: "a"), NewJob(kind: "b", priority: 12)])
+            }
+            let jobs = try await PostgresJobStore(client: client).jobs()
+            #expect(jobs.isEmpty)
+        }
+    }
+}

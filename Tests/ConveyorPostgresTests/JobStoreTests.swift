@@ -1,0 +1,204 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTestSupport
+import Foundation
+import PostgresNIO
+import Synchronization
+import Testing
+
+@Suite("Job store")
+struct JobStoreTests {
+    @Test("inserts a batch in one statement and drops repeated ids")
+    func insertAndDeduplicateIDs() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let id = UUID()
+            let first = try await store.insert([NewJob(kind: "a", id: id), NewJob(kind: "b")])
+            #expect(first.inserted.count == 2 && first.duplicates == 0)
+            let again = try await store.insert([NewJob(kind: "a", id: id), NewJob(kind: "a", id: id)])
+            #expect(again.inserted.isEmpty && again.duplicates == 2)
+            let job = try await store.require(id)
+            #expect(job.state == .available && job.maxAttempts == 25 && job.attempt == 0 && job.args == "{}")
+        }
+    }
+
+    @Test("a unique key blocks a second job only while the first is unfinished")
+    func uniqueKey() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let first = try await store.insert([NewJob(kind: "a", uniqueKey: "k")])
+            #expect(first.inserted.count == 1)
+            #expect(try await store.insert([NewJob(kind: "a", uniqueKey: "k")]).duplicates == 1)
+            let claimed = try await store.claim()
+            try await store.complete(claimed.map { (id: $0.id, attempt: $0.attempt) })
+            #expect(try await store.insert([NewJob(kind: "a", uniqueKey: "k")]).inserted.count == 1)
+        }
+    }
+
+    @Test("stores every envelope field")
+    func fields() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let runAt = clock.now().addingTimeInterval(60)
+            let enqueuedAt = clock.now().addingTimeInterval(-2)
+            let id = UUID()
+            _ = try await store.insert([
+                NewJob(
+                    kind: "ml.retrain", args: #"{"model":"ctr"}"#, queue: "ml", priority: 2, runAt: runAt, maxAttempts: 3,
+                    uniqueKey: "retrain-ctr", tags: ["ml", "daily"], id: id, enqueuedAt: enqueuedAt)
+            ])
+            let job = try await store.require(id)
+            #expect(job.kind == "ml.retrain" && job.queue == "ml" && job.priority == 2 && job.maxAttempts == 3)
+            #expect(job.args == #"{"model": "ctr"}"#)
+            #expect(job.runAt == runAt && job.enqueuedAt == enqueuedAt && job.insertedAt == clock.now())
+            #expect(job.uniqueKey == "retrain-ctr" && job.tags == ["ml", "daily"])
+        }
+    }
+
+    @Test("claims due jobs by priority, then run_at, then insertion order, up to the limit")
+    func claimOrder() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let now = clock.now()
+            let late = NewJob(kind: "late", priority: 5, runAt: now.addingTimeInterval(-10))
+            let early = NewJob(kind: "early", priority: 5, runAt: now.addingTimeInterval(-20))
+            let urgent = NewJob(kind: "urgent", priority: 0)
+            let second = NewJob(kind: "second", priority: 5, runAt: now.addingTimeInterval(-10))
+            let future = NewJob(kind: "future", priority: 0, runAt: now.addingTimeInterval(30))
+            let other = NewJob(kind: "other", queue: "other", priority: 0)
+            _ = try await store.insert([late, early, urgent, second, future, other])
+            let firstTwo = try await store.claim(limit: 2)
+            #expect(Set(firstTwo.map(\.kind)) == ["urgent", "early"])
+            let rest = try await store.claim(limit: 10)
+            #expect(Set(rest.map(\.kind)) == ["late", "second"])
+            #expect(try await store.claim(limit: 10).isEmpty)
+            clock.advance(by: 30)
+            #expect(try await store.claim(limit: 10).map(\.kind) == ["future"])
+            let running = try await store.require(firstTwo[0].id)
+            #expect(running.state == .running && running.attempt == 1 && running.lockedBy == "w1")
+        }
+    }
+
+    @Test("claim order within equal priority and run_at follows insertion")
+    func insertionOrder() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let jobs = (0..<20).map { NewJob(kind: "k\($0)", runAt: clock.now()) }
+            _ = try await store.insert(jobs)
+            var order: [String] = []
+            for _ in 0..<20 { order += try await store.claim(limit: 1).map(\.kind) }
+            #expect(order == jobs.map(\.kind))
+        }
+    }
+
+    @Test("concurrent claimers never take the same job")
+    func exclusiveClaims() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let jobs = (0..<3000).map { _ in NewJob(kind: "conveyor.noop") }
+            for chunk in stride(from: 0, to: jobs.count, by: 1000) {
+                _ = try await store.insert(Array(jobs[chunk..<chunk + 1000]))
+            }
+            let claimed = try await withThrowingTaskGroup(of: [UUID].self) { group in
+                for worker in 0..<6 {
+                    group.addTask {
+                        var mine: [UUID] = []
+                        while true {
+                            let batch = try await store.claim(queue: "default", limit: 37, worker: "w\(worker)", lease: .seconds(60))
+                            if batch.isEmpty { return mine }
+                            mine += batch.map(\.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [UUID]()) { $0 += $1 }
+            }
+            #expect(claimed.count == 3000)
+            #expect(Set(claimed) == Set(jobs.map(\.id)))
+        }
+    }
+
+    @Test("a stale attempt cannot complete or fail a job that was claimed again")
+    func fencing() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            _ = try await store.insert([NewJob(kind: "a")])
+            let first = try #require(try await store.claim().first)
+            // The first worker vanished; the job was released and claimed again at attempt 2.
+            try await store.resolve([(id: first.id, attempt: first.attempt, resolution: .release)])
+            try await client.query("UPDATE conveyor_jobs SET attempt = attempt + 1", logger: TestDatabase.logger)
+            let second = try #require(try await store.claim().first)
+            #expect(second.attempt == 2)
+            #expect(try await store.complete([(id: first.id, attempt: first.attempt)]).isEmpty)
+            let failure = FailureRecord(message: "late", kind: .error)
+            #expect(try await store.resolve([(id: first.id, attempt: first.attempt, resolution: .dead(failure))]).isEmpty)
+            #expect(try await store.require(first.id).state == .running)
+            #expect(try await store.complete([(id: second.id, attempt: 2)]) == [second.id])
+            #expect(try await store.require(first.id).state == .completed)
+        }
+    }
+
+    @Test("a failure is recorded with message, attempt, time and kind, and reschedules by the backoff")
+    func retrySchedule() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            _ = try await store.insert([NewJob(kind: "a", maxAttempts: 3)])
+            let policy = RetryPolicy.standard
+            let random = SeededRandomSource(seed: 7)
+            let expectedRandom = SeededRandomSource(seed: 7)
+            var id = UUID()
+            for attempt in 1...3 {
+                let job = try #require(try await store.claim().first)
+                id = job.id
+                #expect(job.attempt == attempt)
+                let failedAt = clock.now()
+                let resolution = JobResolution.resolve(
+                    .failed(message: "boom \(attempt)", kind: .error), attempt: job.attempt, maxAttempts: job.maxAttempts,
+                    policy: policy, random: random)
+                try await store.resolve([(id: job.id, attempt: job.attempt, resolution: resolution)])
+                let record = try await store.require(job.id)
+                #expect(record.errors.count == attempt)
+                #expect(record.errors.last == JobAttemptError(attempt: attempt, at: failedAt, message: "boom \(attempt)", kind: .error))
+                if attempt < 3 {
+                    let delay = RetryPolicy.polynomialBackoff(attempt: attempt, random: expectedRandom.nextUnit())
+                    #expect(record.state == .available)
+                    #expect(record.runAt == failedAt.addingTimeInterval(delay.seconds))
+                    // Not due a second early; due exactly at run_at.
+                    clock.advance(by: delay.seconds - 1)
+                    #expect(try await store.claim().isEmpty)
+                    clock.advance(by: 1)
+                } else {
+                    #expect(record.state == .dead && record.finishedAt == failedAt)
+                }
+            }
+            #expect(try await store.require(id).attempt == 3)
+        }
+    }
+
+    @Test("snooze and shutdown release give the attempt back; cancel records the reason")
+    func refunds() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let ids = try await store.insert([NewJob(kind: "s"), NewJob(kind: "r"), NewJob(kind: "c")]).inserted
+            let jobs = try await store.claim()
+            let byKind = Dictionary(uniqueKeysWithValues: jobs.map { ($0.kind, $0) })
+            try await store.resolve([
+                (id: byKind["s"]!.id, attempt: 1, resolution: .snooze(.seconds(90))),
+                (id: byKind["r"]!.id, attempt: 1, resolution: .release),
+                (id: byKind["c"]!.id, attempt: 1, resolution: .cancel(reason: "campaign deleted")),
+            ])
+            let snoozed = try await store.require(byKind["s"]!.id)
+            #expect(snoozed.state == .available && snoozed.attempt == 0 && snoozed.errors.isEmpty)
+            #expect(snoozed.runAt == clock.now().addingTimeInterval(90))
+            let released = try await store.require(byKind["r"]!.id)
+            #expect(released.state == .available && released.attempt == 0 && released.runAt == clock.now())
+            let cancelled = try await store.require(byKind["c"]!.id)
+            #expect(cancelled.state == .cancelled && cancelled.cancelReason == "campaign deleted" && cancelled.finishedAt == clock.now())
+            #expect(ids.count == 3)
+        }
+    }
+}
