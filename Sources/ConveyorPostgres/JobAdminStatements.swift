@@ -122,3 +122,10 @@ extension PostgresQuery {
         }
     }
 }
+
+/// `JobDeleteQueue`: deletes every job of a queue (benchmark clean-up).
+enum JobDeleteQueue {
+    static func query(queue: String) -> PostgresQuery {
+        "DELETE FROM conveyor_jobs WHERE queue = \(queue) RETURNING id"
+    }
+}

@@ -84,6 +84,11 @@ public struct PostgresJobStore: Sendable {
         try await ids(JobDiscard.query(target, reason: reason, now: clock.bind))
     }
 
+    /// Deletes every job of `queue`, whatever its state; returns how many. For benchmarks and tests.
+    public func deleteAll(queue: String) async throws -> Int {
+        try await ids(JobDeleteQueue.query(queue: queue)).count
+    }
+
     /// Job counts per queue and state.
     public func queueStatistics() async throws -> [QueueStatistic] {
         try await perform {

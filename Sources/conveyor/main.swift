@@ -1,1 +1,4 @@
-print("x")
+import ConveyorCLI
+
+ConveyorCommand.bootstrapLogging()
+await ConveyorCommand.start()

@@ -1,0 +1,150 @@
+import ArgumentParser
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorWorker
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// `conveyor bench`: no-op throughput of the worker runtime against the raw SQL ceiling.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure no-op job throughput: the worker runtime vs. the same SQL back to back (the ceiling).",
+        discussion: """
+            Inserts N conveyor.noop jobs into a scratch queue, drains them with one in-process worker and reports
+            jobs/s from the first claim to the last completion written; then inserts N more and runs the claim and
+            complete statements back to back (no runtime) with --claimers loops. Scratch rows are deleted after.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Jobs per phase (default 20000).") var jobs = 20_000
+    @Option(help: "Worker concurrency, and claim batch of the ceiling loops (default 100).") var concurrency = 100
+    @Option(help: "Concurrent claim/complete loops for the ceiling (default 2).") var claimers = 2
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() async throws {
+        let logger = {
+            var logger = Logger(label: "conveyor.bench")
+            logger.logLevel = .warning
+            return logger
+        }()
+        let jobs = max(1, self.jobs), concurrency = max(1, self.concurrency), claimers = max(1, self.claimers)
+        let result = try await database.withClient(logger: logger) { client in
+            let store = PostgresJobStore(client: client, logger: logger)
+            let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+            let runtimeQueue = "bench_\(suffix)", ceilingQueue = "bench_\(suffix)_sql"
+            defer { _ = (runtimeQueue, ceilingQueue) }
+            do {
+                let insertRate = try await Self.insert(jobs, queue: runtimeQueue, store: store)
+                let runtime = try await Self.drainWithWorker(jobs, queue: runtimeQueue, concurrency: concurrency, store: store, logger: logger)
+                let completed = try await store.jobs(JobFilter(state: .completed, queue: runtimeQueue, limit: jobs + 1)).count
+                guard completed == jobs else {
+                    throw CommandError.failed("only \(completed) of \(jobs) jobs completed")
+                }
+                _ = try await Self.insert(jobs, queue: ceilingQueue, store: store)
+                let ceiling = try await Self.drainWithSQL(jobs, queue: ceilingQueue, batch: concurrency, loops: claimers, store: store)
+                _ = try await store.deleteAll(queue: runtimeQueue)
+                _ = try await store.deleteAll(queue: ceilingQueue)
+                return (insertRate, runtime, ceiling)
+            } catch {
+                _ = try? await store.deleteAll(queue: runtimeQueue)
+                _ = try? await store.deleteAll(queue: ceilingQueue)
+                throw error
+            }
+        }
+        let (insertRate, runtime, ceiling) = result
+        let ratio = runtime / ceiling
+        if json {
+            let object: [String: Any] = [
+                "jobs": jobs, "concurrency": concurrency, "claimers": claimers, "insert_jobs_per_second": Int(insertRate),
+                "runtime_jobs_per_second": Int(runtime), "ceiling_jobs_per_second": Int(ceiling), "ratio": (ratio * 1000).rounded() / 1000,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("jobs: \(jobs), worker concurrency: \(concurrency), ceiling loops: \(claimers) x claim \(concurrency)")
+            print(String(format: "insert (JobInsertMany, 1000/statement): %8.0f jobs/s", insertRate))
+            print(String(format: "worker runtime (claim→run→complete):    %8.0f jobs/s", runtime))
+            print(String(format: "SQL ceiling (claim+complete loops):     %8.0f jobs/s", ceiling))
+            print(String(format: "runtime / ceiling:                      %8.1f %%", ratio * 100))
+        }
+    }
+
+    static func insert(_ count: Int, queue: String, store: PostgresJobStore) async throws -> Double {
+        let start = ContinuousClock.now
+        var remaining = count
+        while remaining > 0 {
+            let batch = min(1000, remaining)
+            _ = try await store.insert((0..<batch).map { _ in NewJob(kind: "conveyor.noop", queue: queue) })
+            remaining -= batch
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
+    }
+
+    /// Runs a worker on `queue` until `count` handlers ran and every result is written; returns jobs/s.
+    static func drainWithWorker(_ count: Int, queue: String, concurrency: Int, store: PostgresJobStore, logger: Logger) async throws -> Double {
+        let counter = CountingNoop.Counter(target: count)
+        var registry = HandlerRegistry()
+        registry.register(CountingNoop(counter: counter))
+        let configuration = Worker.Configuration(queues: QueueConfiguration(queues: [.init(name: queue, concurrency: concurrency)]))
+        let worker = Worker(configuration: configuration, store: store, registry: registry, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            await counter.reached()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
+    }
+
+    /// The ceiling: `loops` tasks each claiming `batch` jobs and completing them at once, until none are left.
+    static func drainWithSQL(_ count: Int, queue: String, batch: Int, loops: Int, store: PostgresJobStore) async throws -> Double {
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for loop in 0..<loops {
+                group.addTask {
+                    while true {
+                        let claimed = try await store.claim(queue: queue, limit: batch, worker: "bench-\(loop)", lease: .seconds(300))
+                        if claimed.isEmpty { return }
+                        try await store.complete(claimed.map { (id: $0.id, attempt: $0.attempt) })
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
+    }
+}
+
+/// `conveyor.noop` that counts its runs and signals when a target is reached (benchmarks only).
+struct CountingNoop: JobHandler {
+    struct Args: Decodable, Sendable {}
+
+    final class Counter: Sendable {
+        let target: Int
+        private let count = Atomic<Int>(0)
+        private let done = AsyncStream<Void>.makeStream()
+
+        init(target: Int) { self.target = target }
+
+        func increment() {
+            if count.add(1, ordering: .relaxed).newValue == target { done.continuation.yield() }
+        }
+
+        func reached() async {
+            for await _ in done.stream { return }
+        }
+    }
+
+    static let kind = "conveyor.noop"
+    let counter: Counter
+
+    func run(_ args: Args, context: JobContext) async throws -> JobOutcome {
+        counter.increment()
+        return .completed
+    }
+}

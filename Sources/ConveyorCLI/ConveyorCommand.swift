@@ -1,0 +1,49 @@
+public import ArgumentParser
+import Foundation
+import Logging
+
+/// `conveyor`: the one binary; each subcommand is a process role or an operator tool.
+public struct ConveyorCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "conveyor",
+        abstract: "Background jobs on PostgreSQL: worker, migrations and operator tools.",
+        discussion: """
+            Settings come from the environment (12-factor) or the matching flags: DATABASE_URL,
+            CONVEYOR_QUEUES, CONVEYOR_CONCURRENCY, CONVEYOR_GRACE_PERIOD, CONVEYOR_LOG_LEVEL.
+            Exit status: 0 success, 1 failure, 64 usage error, 69 service unreachable, 78 bad configuration.
+            """,
+        subcommands: [
+            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, JobsCommand.self, QueuesCommand.self,
+            BenchCommand.self,
+        ]
+    )
+
+    public init() {}
+
+    /// Parses the arguments and runs the command; errors become one line on stderr and an exit status.
+    public static func start(arguments: [String]? = nil) async {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CommandError {
+            FileHandle.standardError.write(Data("conveyor: \(error)\n".utf8))
+            Foundation.exit(error.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// Installs the stdout log handler at `CONVEYOR_LOG_LEVEL` (default `info`).
+    public static func bootstrapLogging() {
+        let level = ProcessInfo.processInfo.environment["CONVEYOR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import ConveyorCore
+import Foundation
+
+/// How jobs print: an aligned table, a detail view, or JSON lines for scripts.
+enum JobOutput {
+    static func table(_ jobs: [JobRecord]) -> String {
+        var rows = [["ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "RUN AT", "LAST ERROR"]]
+        for job in jobs {
+            rows.append([
+                job.id.uuidString.lowercased(), job.state.rawValue, job.kind, job.queue, "\(job.attempt)/\(job.maxAttempts)",
+                RFC3339.format(job.runAt), job.errors.last.map { String($0.message.prefix(60)) } ?? "",
+            ])
+        }
+        return TextTable.render(rows)
+    }
+
+    static func details(_ job: JobRecord) -> String {
+        var lines = [
+            "id:           \(job.id.uuidString.lowercased())",
+            "state:        \(job.state.rawValue)",
+            "kind:         \(job.kind)",
+            "queue:        \(job.queue)",
+            "priority:     \(job.priority)",
+            "attempt:      \(job.attempt) of \(job.maxAttempts)",
+            "run at:       \(RFC3339.format(job.runAt))",
+            "inserted at:  \(RFC3339.format(job.insertedAt))",
+        ]
+        if let at = job.attemptedAt { lines.append("attempted at: \(RFC3339.format(at))") }
+        if let at = job.finishedAt { lines.append("finished at:  \(RFC3339.format(at))") }
+        if let worker = job.lockedBy { lines.append("locked by:    \(worker)") }
+        if let key = job.uniqueKey { lines.append("unique key:   \(key)") }
+        if !job.tags.isEmpty { lines.append("tags:         \(job.tags.joined(separator: ", "))") }
+        if let reason = job.cancelReason { lines.append("cancelled:    \(reason)") }
+        lines.append("args:         \(job.args)")
+        if !job.errors.isEmpty {
+            lines.append("errors:")
+            for error in job.errors {
+                lines.append("  attempt \(error.attempt) at \(RFC3339.format(error.at)) [\(error.kind.rawValue)]: \(error.message)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// One JSON object per job; `args` is embedded as JSON, times are RFC 3339.
+    static func json(_ job: JobRecord) -> String {
+        var object: [String: Any] = [
+            "id": job.id.uuidString.lowercased(), "state": job.state.rawValue, "kind": job.kind, "queue": job.queue,
+            "priority": job.priority, "attempt": job.attempt, "max_attempts": job.maxAttempts,
+            "run_at": RFC3339.format(job.runAt), "inserted_at": RFC3339.format(job.insertedAt), "tags": job.tags,
+            "errors": job.errors.map {
+                ["attempt": $0.attempt, "at": RFC3339.format($0.at), "message": $0.message, "kind": $0.kind.rawValue] as [String: Any]
+            },
+        ]
+        object["args"] = (try? JSONSerialization.jsonObject(with: Data(job.args.utf8))) ?? job.args
+        if let value = job.attemptedAt { object["attempted_at"] = RFC3339.format(value) }
+        if let value = job.finishedAt { object["finished_at"] = RFC3339.format(value) }
+        if let value = job.enqueuedAt { object["enqueued_at"] = RFC3339.format(value) }
+        if let value = job.lockedBy { object["locked_by"] = value }
+        if let value = job.uniqueKey { object["unique_key"] = value }
+        if let value = job.cancelReason { object["cancel_reason"] = value }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+enum TextTable {
+    static func render(_ rows: [[String]]) -> String {
+        guard let header = rows.first else { return "" }
+        var widths = header.map(\.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

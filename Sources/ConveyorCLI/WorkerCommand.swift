@@ -1,0 +1,62 @@
+import ArgumentParser
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorWorker
+import Foundation
+import Logging
+
+/// `conveyor worker`: claims and runs jobs of the given queues until SIGTERM/SIGINT.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run jobs from the given queues until SIGTERM/SIGINT (graceful), or a second signal (at once).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Queues and their concurrency, e.g. default=20,render=2 (env: CONVEYOR_QUEUES; default: default).")
+    var queues: String?
+
+    @Option(help: "Concurrency of a queue listed without =N (env: CONVEYOR_CONCURRENCY; default 10).")
+    var concurrency: Int?
+
+    @Option(name: .customLong("grace-period"), help: "Seconds running jobs may finish after SIGTERM (env: CONVEYOR_GRACE_PERIOD; default 25).")
+    var gracePeriod: Double?
+
+    @Option(name: .customLong("poll-interval"), help: "Seconds between looks for due jobs when idle (env: CONVEYOR_POLL_INTERVAL; default 1).")
+    var pollInterval: Double?
+
+    @Option(name: .customLong("worker-id"), help: "Name recorded on claimed jobs (env: CONVEYOR_WORKER_ID; default host-pid-random).")
+    var workerID: String?
+
+    func run() async throws {
+        let configuration = try workerConfiguration()
+        let logger = Logger(label: "conveyor.worker")
+        let registry = ConveyorKinds.registry()
+        try await database.withClient(logger: logger) { client in
+            let worker = Worker(
+                configuration: configuration, store: PostgresJobStore(client: client, logger: logger), registry: registry,
+                logger: logger)
+            try await ServiceRunner.run([worker], logger: logger)
+        }
+    }
+
+    /// Validates every setting before connecting, so bad configuration fails fast with one line.
+    func workerConfiguration() throws -> Worker.Configuration {
+        let defaultConcurrency = try Settings.int(
+            concurrency, env: "CONVEYOR_CONCURRENCY", flagName: "--concurrency", default: 10, range: 1...10_000)
+        let queueText = Settings.string(queues, env: "CONVEYOR_QUEUES") ?? "default"
+        let queueConfiguration: QueueConfiguration
+        do {
+            queueConfiguration = try QueueConfiguration.parse(queueText, defaultConcurrency: defaultConcurrency)
+        } catch {
+            throw CommandError.configuration(setting: queues == nil ? "CONVEYOR_QUEUES" : "--queues", reason: error.description)
+        }
+        var configuration = Worker.Configuration(queues: queueConfiguration)
+        configuration.gracePeriod = try Settings.seconds(
+            gracePeriod, env: "CONVEYOR_GRACE_PERIOD", flagName: "--grace-period", default: 25, range: 0...3600)
+        configuration.pollInterval = try Settings.seconds(
+            pollInterval, env: "CONVEYOR_POLL_INTERVAL", flagName: "--poll-interval", default: 1, range: 0.01...60)
+        if let id = Settings.string(workerID, env: "CONVEYOR_WORKER_ID") { configuration.workerID = id }
+        return configuration
+    }
+}

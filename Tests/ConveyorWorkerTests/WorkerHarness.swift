@@ -1,0 +1,42 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTestSupport
+import ConveyorWorker
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Runs workers in a `ServiceGroup` for the duration of a closure, like the `conveyor worker` process does.
+enum WorkerHarness {
+    static func configuration(queues: [QueueConfiguration.Queue] = [.init(name: "default", concurrency: 10)], grace: Duration = .seconds(5)) -> Worker.Configuration {
+        Worker.Configuration(
+            queues: QueueConfiguration(queues: queues), pollInterval: .milliseconds(20), gracePeriod: grace,
+            completionLinger: .milliseconds(2))
+    }
+
+    /// Starts `workers`, runs `body`, then shuts them down gracefully and waits for them to return.
+    /// `body` may trigger the shutdown itself through the given group.
+    static func run<T: Sendable>(
+        _ workers: [Worker], _ body: @Sendable (ServiceGroup) async throws -> T
+    ) async throws -> T {
+        let group = ServiceGroup(
+            configuration: .init(services: workers.map { .init(service: $0) }, logger: TestDatabase.logger))
+        return try await withThrowingTaskGroup(of: T?.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return nil
+            }
+            let result = try await body(group)
+            await group.triggerGracefulShutdown()
+            while let next = try await tasks.next() { _ = next }
+            return result
+        }
+    }
+
+    static func worker(
+        store: PostgresJobStore, registry: HandlerRegistry, configuration: Worker.Configuration = configuration(),
+        random: any RandomSource = FixedRandomSource(0.5)
+    ) -> Worker {
+        Worker(configuration: configuration, store: store, registry: registry, random: random, logger: TestDatabase.logger)
+    }
+}
