@@ -34,12 +34,15 @@ CREATE TABLE conveyor_jobs (
 CREATE INDEX conveyor_jobs_claim_idx ON conveyor_jobs (queue, priority, run_at, seq)
     WHERE state = 'available';
 
--- Rescuing running jobs whose lease expired.
-CREATE INDEX conveyor_jobs_lease_idx ON conveyor_jobs (lease_expires_at) WHERE state = 'running';
+-- Running jobs: completion and failure writes find them here (instead of scanning the table), and
+-- expired leases are found by lease_expires_at.
+CREATE INDEX conveyor_jobs_running_idx ON conveyor_jobs (lease_expires_at) WHERE state = 'running';
 
--- Admin listings and pruning: by state, newest first.
-CREATE INDEX conveyor_jobs_state_idx ON conveyor_jobs (state, seq DESC);
-CREATE INDEX conveyor_jobs_kind_idx ON conveyor_jobs (kind, state);
+-- Listing newest first and paging (`conveyor jobs list`).
+CREATE INDEX conveyor_jobs_seq_idx ON conveyor_jobs (seq);
+
+-- Dead jobs by kind (listing and `conveyor jobs retry --kind`). Partial: the hot path never touches it.
+CREATE INDEX conveyor_jobs_dead_idx ON conveyor_jobs (kind, seq) WHERE state = 'dead';
 
 -- At most one unfinished job per unique key.
 CREATE UNIQUE INDEX conveyor_jobs_unique_key_idx ON conveyor_jobs (unique_key)

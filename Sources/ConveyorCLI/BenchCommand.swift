@@ -13,8 +13,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure no-op job throughput: the worker runtime vs. the same SQL back to back (the ceiling).",
         discussion: """
-            Inserts N conveyor.noop jobs into a scratch queue, drains them with one in-process worker and reports
-            jobs/s from the first claim to the last completion written; then inserts N more and runs the claim and
+            Inserts N conveyor.noop jobs into a scratch queue, runs VACUUM ANALYZE on the jobs table, drains them with one in-process worker and reports
+            jobs/s from the first claim to the last completion written; then inserts N more, vacuums, and runs the claim and
             complete statements back to back (no runtime) with --claimers loops. Scratch rows are deleted after.
             """)
 
@@ -27,7 +27,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = {
             var logger = Logger(label: "conveyor.bench")
-            logger.logLevel = .warning
+            logger.logLevel = ProcessInfo.processInfo.environment["CONVEYOR_BENCH_TRACE"] == nil ? .warning : .trace
             return logger
         }()
         let jobs = max(1, self.jobs), concurrency = max(1, self.concurrency), claimers = max(1, self.claimers)
@@ -38,12 +38,14 @@ struct BenchCommand: AsyncParsableCommand {
             defer { _ = (runtimeQueue, ceilingQueue) }
             do {
                 let insertRate = try await Self.insert(jobs, queue: runtimeQueue, store: store)
+                try await store.vacuum()
                 let runtime = try await Self.drainWithWorker(jobs, queue: runtimeQueue, concurrency: concurrency, store: store, logger: logger)
                 let completed = try await store.jobs(JobFilter(state: .completed, queue: runtimeQueue, limit: jobs + 1)).count
                 guard completed == jobs else {
                     throw CommandError.failed("only \(completed) of \(jobs) jobs completed")
                 }
                 _ = try await Self.insert(jobs, queue: ceilingQueue, store: store)
+                try await store.vacuum()
                 let ceiling = try await Self.drainWithSQL(jobs, queue: ceilingQueue, batch: concurrency, loops: claimers, store: store)
                 _ = try await store.deleteAll(queue: runtimeQueue)
                 _ = try await store.deleteAll(queue: ceilingQueue)

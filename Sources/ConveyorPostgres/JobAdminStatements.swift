@@ -8,8 +8,7 @@ enum JobList {
         var query: PostgresQuery = "SELECT \(unescaped: JobRecordRow.columns) FROM conveyor_jobs WHERE true"
         var binds = PostgresBindings()
         if let state = filter.state {
-            binds.append(state.rawValue)
-            query.sql += " AND state = $\(binds.count)::conveyor_job_state"
+            query.sql += " AND state = \(state.sql)"
         }
         if let kind = filter.kind {
             binds.append(kind)
@@ -43,13 +42,9 @@ enum JobGet {
 /// key is held by an unfinished job stays where it is.
 enum JobRetry {
     static func query(_ target: JobTarget, now: Date?) -> PostgresQuery {
-        let available = JobState.available.rawValue
-        let dead = JobState.dead.rawValue
-        let cancelled = JobState.cancelled.rawValue
-        let running = JobState.running.rawValue
         var query: PostgresQuery = """
             UPDATE conveyor_jobs AS j
-            SET state = \(available)::conveyor_job_state,
+            SET state = \(unescaped: JobState.available.sql),
                 run_at = coalesce(\(now)::timestamptz, now()),
                 max_attempts = greatest(j.max_attempts, j.attempt + 1),
                 finished_at = NULL,
@@ -57,15 +52,15 @@ enum JobRetry {
             WHERE (j.unique_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM conveyor_jobs o
                     WHERE o.unique_key = j.unique_key AND o.id <> j.id
-                      AND o.state IN (\(available)::conveyor_job_state, \(running)::conveyor_job_state)))
+                      AND o.state IN (\(unescaped: JobState.available.sql), \(unescaped: JobState.running.sql))))
             """
         switch target {
         case .ids(let ids):
-            query.append(" AND j.state IN ($\(query.binds.count + 1)::conveyor_job_state, $\(query.binds.count + 2)::conveyor_job_state) AND j.id = ANY($\(query.binds.count + 3)::uuid[])", dead, cancelled, ids)
+            query.append(" AND j.state IN (\(JobState.dead.sql), \(JobState.cancelled.sql)) AND j.id = ANY($\(query.binds.count + 1)::uuid[])", ids)
         case .kind(let kind):
-            query.append(" AND j.state = $\(query.binds.count + 1)::conveyor_job_state AND j.kind = $\(query.binds.count + 2)", dead, kind)
+            query.append(" AND j.state = \(JobState.dead.sql) AND j.kind = $\(query.binds.count + 1)", kind)
         case .all:
-            query.append(" AND j.state = $\(query.binds.count + 1)::conveyor_job_state", dead)
+            query.sql += " AND j.state = \(JobState.dead.sql)"
         }
         query.sql += " RETURNING j.id"
         return query
@@ -75,15 +70,12 @@ enum JobRetry {
 /// `JobDiscard`: cancels waiting or dead jobs, recording the reason.
 enum JobDiscard {
     static func query(_ target: JobTarget, reason: String, now: Date?) -> PostgresQuery {
-        let cancelled = JobState.cancelled.rawValue
-        let available = JobState.available.rawValue
-        let dead = JobState.dead.rawValue
         var query: PostgresQuery = """
             UPDATE conveyor_jobs AS j
-            SET state = \(cancelled)::conveyor_job_state,
+            SET state = \(unescaped: JobState.cancelled.sql),
                 finished_at = coalesce(\(now)::timestamptz, now()),
                 cancel_reason = \(reason)
-            WHERE j.state IN (\(available)::conveyor_job_state, \(dead)::conveyor_job_state)
+            WHERE j.state IN (\(unescaped: JobState.available.sql), \(unescaped: JobState.dead.sql))
             """
         switch target {
         case .ids(let ids):
@@ -101,11 +93,10 @@ enum JobDiscard {
 /// `QueueStatistics`: job counts per queue and state, and how long the oldest due job has waited.
 enum QueueStatistics {
     static func query(now: Date?) -> PostgresQuery {
-        let available = JobState.available.rawValue
         return """
             SELECT queue, state::text, count(*)::int8,
                    extract(epoch FROM coalesce(\(now)::timestamptz, now())
-                       - min(run_at) FILTER (WHERE state = \(available)::conveyor_job_state
+                       - min(run_at) FILTER (WHERE state = \(unescaped: JobState.available.sql)
                                               AND run_at <= coalesce(\(now)::timestamptz, now())))::float8
             FROM conveyor_jobs
             GROUP BY queue, state

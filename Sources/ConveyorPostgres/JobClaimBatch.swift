@@ -6,12 +6,10 @@ import PostgresNIO
 /// skipping rows other workers hold, marks them `running`, counts the attempt and sets the lease.
 enum JobClaimBatch {
     static func query(queue: String, limit: Int, worker: String, lease: Duration, now: Date?) -> PostgresQuery {
-        let available = JobState.available.rawValue
-        let running = JobState.running.rawValue
         return """
             WITH picked AS (
                 SELECT id FROM conveyor_jobs
-                WHERE state = \(available)::conveyor_job_state
+                WHERE state = \(unescaped: JobState.available.sql)
                   AND queue = \(queue)
                   AND run_at <= coalesce(\(now)::timestamptz, now())
                 ORDER BY priority, run_at, seq
@@ -19,7 +17,7 @@ enum JobClaimBatch {
                 FOR UPDATE SKIP LOCKED
             )
             UPDATE conveyor_jobs AS j
-            SET state = \(running)::conveyor_job_state,
+            SET state = \(unescaped: JobState.running.sql),
                 attempt = j.attempt + 1,
                 attempted_at = coalesce(\(now)::timestamptz, now()),
                 locked_by = \(worker),

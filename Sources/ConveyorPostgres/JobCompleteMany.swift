@@ -8,16 +8,14 @@ enum JobCompleteMany {
     static func query(_ jobs: [(id: UUID, attempt: Int)], now: Date?) -> PostgresQuery {
         let ids = jobs.map(\.id)
         let attempts = jobs.map(\.attempt)
-        let completed = JobState.completed.rawValue
-        let running = JobState.running.rawValue
         return """
             UPDATE conveyor_jobs AS j
-            SET state = \(completed)::conveyor_job_state,
+            SET state = \(unescaped: JobState.completed.sql),
                 finished_at = coalesce(\(now)::timestamptz, now()),
                 locked_by = NULL,
                 lease_expires_at = NULL
             FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[]) AS r(id, attempt)
-            WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(running)::conveyor_job_state
+            WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(unescaped: JobState.running.sql)
             RETURNING j.id
             """
     }

@@ -38,7 +38,6 @@ enum JobResolveMany {
             messages.append(message)
             reasons.append(reason)
         }
-        let running = JobState.running.rawValue
         return """
             UPDATE conveyor_jobs AS j
             SET state = r.state::conveyor_job_state,
@@ -60,7 +59,7 @@ enum JobResolveMany {
                         \(delays)::float8[], \(refunds)::int8[], \(errorKinds)::text[], \(messages)::text[],
                         \(reasons)::text[])
                  AS r(id, attempt, state, requeue, delay, refund, error_kind, message, reason)
-            WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(running)::conveyor_job_state
+            WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(unescaped: JobState.running.sql)
             RETURNING j.id
             """
     }

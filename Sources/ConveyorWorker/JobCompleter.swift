@@ -94,6 +94,7 @@ final class JobCompleter: Sendable {
                 if stale > 0 {
                     logger.warning("results dropped: the jobs were no longer held at these attempts", metadata: ["count": "\(stale)"])
                 }
+                logger.trace("flush", metadata: ["n": "\(batch.count)", "took": "\(ContinuousClock.now - started)"])
                 WorkerMetrics.flushed(count: batch.count, duration: ContinuousClock.now - started, stale: stale)
                 return
             } catch {

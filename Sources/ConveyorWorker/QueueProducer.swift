@@ -57,6 +57,8 @@ struct QueueProducer: Sendable {
                     guard free > 0 else { continue }
                     let claimed: [ClaimedJob]
                     do {
+                        let t0 = ContinuousClock.now
+                        defer { logger.trace("claim", metadata: ["took": "\((ContinuousClock.now - t0))", "free": "\(free)"]) }
                         claimed = try await store.claim(
                             queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
                         claimBackoff = .milliseconds(100)
