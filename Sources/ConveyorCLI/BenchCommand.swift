@@ -32,7 +32,7 @@ struct BenchCommand: AsyncParsableCommand {
         }()
         let jobs = max(1, self.jobs), concurrency = max(1, self.concurrency), claimers = max(1, self.claimers)
         let result = try await database.withClient(logger: logger) { client in
-            let store = PostgresJobStore(client: client, logger: logger)
+            let store = PostgresJobStore(client: client)
             let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
             let runtimeQueue = "bench_\(suffix)", ceilingQueue = "bench_\(suffix)_sql"
             defer { _ = (runtimeQueue, ceilingQueue) }

@@ -12,72 +12,69 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("max-connections"), help: "Connection pool size (env: CONVEYOR_DB_POOL; default 10).")
     var maxConnections: Int?
 
-    /// The validated client configuration; throws a one-line configuration error naming the setting.
-    func configuration() throws -> PostgresClient.Configuration {
+    /// The validated database URL; throws a one-line configuration error naming the setting.
+    func url() throws -> DatabaseURL {
         let setting = databaseURL == nil ? "DATABASE_URL" : "--database-url"
-        guard let url = Settings.string(databaseURL, env: "DATABASE_URL") else {
+        guard let text = Settings.string(databaseURL, env: "DATABASE_URL") else {
             throw CommandError.configuration(
                 setting: "DATABASE_URL", reason: "is not set; expected postgres://user:password@host:port/database")
         }
-        var configuration: PostgresClient.Configuration
         do {
-            configuration = try DatabaseURL.parse(url)
+            return try DatabaseURL(text)
         } catch {
             throw CommandError.configuration(setting: setting, reason: error.reason)
         }
-        configuration.options.maximumConnections = try Settings.int(
-            maxConnections, env: "CONVEYOR_DB_POOL", flagName: "--max-connections", default: 10, range: 1...500)
-        configuration.options.connectTimeout = .seconds(5)
-        return configuration
     }
 
-    /// Runs `body` with a running client whose server answered; fails in one line when it does not.
+    /// Runs `body` with a running pool, after one direct connection proved the server answers (and, with
+    /// `checkSchema`, that it is migrated); otherwise fails in one line with the server's reason.
     func withClient<T: Sendable>(
         logger: Logger, checkSchema: Bool = true, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
-        let configuration = try configuration()
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let url = try url()
+        var configuration = url.clientConfiguration
+        configuration.options.maximumConnections = try Settings.int(
+            maxConnections, env: "CONVEYOR_DB_POOL", flagName: "--max-connections", default: 10, range: 1...500)
+        try await Self.check(url, schema: checkSchema, logger: logger)
+        // The pool's own logging (failed reconnections at info, a lease racing `run()` at warning) is
+        // noise next to our reports: every failed statement is thrown and logged with job context.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .error)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: poolLogger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await client.run()
                 return nil
             }
             defer { group.cancelAll() }
-            try await Self.check(client, configuration: configuration, schema: checkSchema, logger: logger)
             return try await body(client)
         }
     }
 
-    /// Fails with a one-line error when the server cannot be reached in 10 s, or the schema is missing.
-    static func check(_ client: PostgresClient, configuration: PostgresClient.Configuration, schema: Bool, logger: Logger) async throws {
-        let target = "\(configuration.host ?? "?"):\(configuration.port ?? 5432)/\(configuration.database ?? "")"
-        let result = await withTaskGroup(of: Result<Bool, any Error>?.self) { group in
-            group.addTask {
-                do {
-                    let rows = try await client.query("SELECT to_regclass('conveyor_jobs') IS NOT NULL", logger: logger)
-                    for try await migrated in rows.decode(Bool.self) { return .success(migrated) }
-                    return .success(false)
-                } catch {
-                    return .failure(error)
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(10))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+    /// Connects once (5 s timeout) and checks for the schema.
+    static func check(_ url: DatabaseURL, schema: Bool, logger: Logger) async throws {
+        var quiet = logger
+        quiet.logLevel = .critical
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: url.connectionConfiguration(), id: 0, logger: quiet)
+        } catch {
+            throw CommandError.unavailable("DATABASE_URL: cannot connect to PostgreSQL at \(url): \(ConveyorStoreError.describe(error))")
         }
-        switch result {
-        case nil:
-            throw CommandError.unavailable("DATABASE_URL: no answer from PostgreSQL at \(target) within 10 s")
-        case .failure(let error)?:
-            throw CommandError.unavailable("DATABASE_URL: cannot use PostgreSQL at \(target): \(ConveyorStoreError.describe(error))")
-        case .success(let migrated)?:
-            if schema && !migrated {
-                throw CommandError.failed("the database at \(target) has no Conveyor schema: run `conveyor migrate` first")
-            }
+        var migrated = false
+        var failure: (any Error)?
+        do {
+            let rows = try await connection.query("SELECT to_regclass('conveyor_jobs') IS NOT NULL", logger: quiet)
+            for try await value in rows.decode(Bool.self) { migrated = value }
+        } catch {
+            failure = error
+        }
+        try? await connection.close()
+        if let failure {
+            throw CommandError.unavailable("DATABASE_URL: PostgreSQL at \(url) failed a query: \(ConveyorStoreError.describe(failure))")
+        }
+        if schema && !migrated {
+            throw CommandError.failed("the database at \(url) has no Conveyor schema: run `conveyor migrate` first")
         }
     }
 }

@@ -45,7 +45,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         let logger = Logger(label: "conveyor.enqueue")
         let registry = ConveyorKinds.registry()
         let inserted = try await database.withClient(logger: logger) { client in
-            try await ConveyorClient(postgres: client, maxAttempts: { registry.defaultMaxAttempts(for: $0) }, logger: logger)
+            try await ConveyorClient(postgres: client, maxAttempts: { registry.defaultMaxAttempts(for: $0) })
                 .enqueue(job)
         }
         print(inserted ? job.id.uuidString.lowercased() : "\(job.id.uuidString.lowercased()) dropped: duplicate id or unique key")

@@ -34,7 +34,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let registry = ConveyorKinds.registry()
         try await database.withClient(logger: logger) { client in
             let worker = Worker(
-                configuration: configuration, store: PostgresJobStore(client: client, logger: logger), registry: registry,
+                configuration: configuration, store: PostgresJobStore(client: client), registry: registry,
                 logger: logger)
             try await ServiceRunner.run([worker], logger: logger)
         }

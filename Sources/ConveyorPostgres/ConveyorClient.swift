@@ -25,7 +25,7 @@ public struct ConveyorClient: Sendable {
     public init(
         postgres: PostgresClient, clock: (any ConveyorClock)? = nil,
         maxAttempts: @escaping @Sendable (String) -> Int = { _ in RetryPolicy.defaultMaxAttempts },
-        logger: Logger = Logger(label: "conveyor.client")
+        logger: Logger = PostgresJobStore.defaultLogger
     ) {
         self.store = PostgresJobStore(client: postgres, clock: clock, logger: logger)
         self.maxAttempts = maxAttempts

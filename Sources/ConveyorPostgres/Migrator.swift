@@ -61,7 +61,7 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(client: PostgresClient, logger: Logger) async throws -> [String] {
         do {
-            return try await client.withTransaction(logger: logger) { connection in
+            return try await client.withTransaction(logger: PostgresJobStore.defaultLogger) { connection in
                 try await apply(on: connection, logger: logger)
             }
         } catch let error as PostgresTransactionError {
@@ -73,7 +73,8 @@ public struct Migrator: Sendable {
         }
     }
 
-    private func apply(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
+    private func apply(on connection: PostgresConnection, logger progress: Logger) async throws -> [String] {
+        let logger = PostgresJobStore.defaultLogger
         try await connection.execute("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
         try await connection.execute(
             """
@@ -113,7 +114,7 @@ public struct Migrator: Sendable {
             try await connection.execute(
                 "INSERT INTO conveyor_migrations (name, checksum) VALUES (\(migration.name), \(checksum))",
                 logger: logger)
-            logger.info("applied migration", metadata: ["migration": "\(migration.name)"])
+            progress.info("applied migration", metadata: ["migration": "\(migration.name)"])
             done.append(migration.name)
         }
         return done

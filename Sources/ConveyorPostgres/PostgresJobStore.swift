@@ -13,10 +13,20 @@ public struct PostgresJobStore: Sendable {
     let logger: Logger
 
     /// Creates a store over `client` (whose `run()` the caller drives).
-    public init(client: PostgresClient, clock: (any ConveyorClock)? = nil, logger: Logger = Logger(label: "conveyor.store")) {
+    ///
+    /// - Parameter logger: PostgresNIO's per-query logger. Default: `conveyor.store` at `error`, because
+    ///   every failure is also thrown to the caller, which reports it with job context.
+    public init(client: PostgresClient, clock: (any ConveyorClock)? = nil, logger: Logger = PostgresJobStore.defaultLogger) {
         self.client = client
         self.clock = StoreClock(clock: clock)
         self.logger = logger
+    }
+
+    /// `conveyor.store` at level `error`.
+    public static var defaultLogger: Logger {
+        var logger = Logger(label: "conveyor.store")
+        logger.logLevel = .error
+        return logger
     }
 
     /// The result of inserting a batch.

@@ -31,6 +31,7 @@ struct JobExecutor: Sendable {
             id: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
             logger: logger)
         let timeout = entry.options.timeout
+        logger.debug("job started")
         let started = ContinuousClock.now
         let race = await withTaskGroup(of: Race?.self) { group -> Race in
             group.addTask {

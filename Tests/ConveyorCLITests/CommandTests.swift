@@ -1,0 +1,98 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTestSupport
+import Foundation
+import Testing
+
+@Suite("Commands against a real database")
+struct CommandTests {
+    @Test("migrate applies the files once, finding migrations/ next to the binary's checkout")
+    func migrate() async throws {
+        try await TestDatabase.withFresh(migrate: false) { _, url in
+            let env = ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "info"]
+            let first = try await ConveyorProcess.run(["migrate"], environment: env)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("applied=0001_jobs.sql"))
+            let second = try await ConveyorProcess.run(["migrate"], environment: env)
+            #expect(second.status == 0)
+            #expect(second.stdout.contains("database is up to date"))
+        }
+    }
+
+    @Test("enqueue, list, show, discard and retry from the command line")
+    func adminFlow() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let env = ["DATABASE_URL": url]
+            let enqueued = try await ConveyorProcess.run(
+                ["enqueue", "conveyor.sleep", "--args", #"{"seconds": 1}"#, "--queue", "media", "--priority", "2",
+                 "--max-attempts", "3", "--tag", "demo", "--run-at", "2030-01-01T00:00:00Z"], environment: env)
+            #expect(enqueued.status == 0, "\(enqueued.stderr)")
+            let id = try #require(UUID(uuidString: enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+            let listed = try await ConveyorProcess.run(["jobs", "list", "--queue", "media", "--json"], environment: env)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any])
+            #expect(object["id"] as? String == id.uuidString.lowercased())
+            #expect(object["state"] as? String == "available" && object["priority"] as? Int == 2)
+            #expect(object["max_attempts"] as? Int == 3 && object["run_at"] as? String == "2030-01-01T00:00:00Z")
+            #expect((object["args"] as? [String: Any])?["seconds"] as? Int == 1)
+
+            let shown = try await ConveyorProcess.run(["jobs", "show", id.uuidString], environment: env)
+            #expect(shown.stdout.contains("kind:         conveyor.sleep") && shown.stdout.contains("tags:         demo"))
+
+            let discarded = try await ConveyorProcess.run(["jobs", "discard", id.uuidString], environment: env)
+            #expect(discarded.stdout == "discarded 1 job\n")
+            let store = PostgresJobStore(client: client)
+            #expect(try await store.require(id).state == .cancelled)
+
+            let retried = try await ConveyorProcess.run(["jobs", "retry", id.uuidString], environment: env)
+            #expect(retried.stdout == "retried 1 job\n")
+            #expect(try await store.require(id).state == .available)
+
+            let duplicate = try await ConveyorProcess.run(["enqueue", "conveyor.noop", "--id", id.uuidString], environment: env)
+            #expect(duplicate.stdout.contains("dropped: duplicate id or unique key"))
+
+            let queues = try await ConveyorProcess.run(["queues"], environment: env)
+            #expect(queues.stdout.contains("media"))
+
+            let invalid = try await ConveyorProcess.run(["enqueue", "Bad Kind"], environment: env)
+            #expect(invalid.status == 78 && invalid.stderr.contains("kind \"Bad Kind\" must match"))
+            let ambiguous = try await ConveyorProcess.run(["jobs", "retry", "--all", "--kind", "x"], environment: env)
+            #expect(ambiguous.status == 78 && ambiguous.stderr.contains("exactly one"))
+        }
+    }
+
+    @Test("SIGTERM: the worker process stops claiming, returns unfinished jobs after the grace period, exits 0")
+    func sigterm() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let job = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 600}"#)]).inserted[0]
+            let worker = try RunningProcess(
+                ["worker", "--grace-period", "0.5", "--queues", "default=2"],
+                environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "debug"])
+            await worker.waitFor("job started")
+            worker.signal(SIGTERM)
+            let status = await worker.exitStatus()
+            #expect(status == 0, "\(worker.output)")
+            #expect(worker.output.contains("grace period over"))
+            let record = try await store.require(job)
+            #expect(record.state == .available && record.attempt == 0 && record.errors.isEmpty)
+        }
+    }
+
+    @Test("a second signal exits at once, leaving the job to its lease")
+    func secondSignal() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let job = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 600}"#)]).inserted[0]
+            let worker = try RunningProcess(
+                ["worker", "--grace-period", "600"], environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "debug"])
+            await worker.waitFor("job started")
+            worker.signal(SIGTERM)
+            await worker.waitFor("waiting for running jobs")
+            worker.signal(SIGTERM)
+            let status = await worker.exitStatus()
+            #expect(status == 128 + SIGTERM)
+            #expect(try await store.require(job).state == .running)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import ConveyorTestSupport
+import Foundation
+import Testing
+
+@Suite("Bad configuration stops a process with one line")
+struct ConfigurationErrorTests {
+    /// The one stderr line, or a recorded issue when there is not exactly one.
+    private func oneLine(_ result: ConveyorProcess.Result) -> String {
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 1, "stderr: \(result.stderr)")
+        return lines.first ?? ""
+    }
+
+    @Test("a missing DATABASE_URL is named", arguments: [["worker"], ["migrate"], ["queues"], ["jobs", "list"]])
+    func missingURL(arguments: [String]) async throws {
+        let result = try await ConveyorProcess.run(arguments)
+        #expect(result.status == 78)
+        #expect(oneLine(result) == "conveyor: DATABASE_URL: is not set; expected postgres://user:password@host:port/database")
+    }
+
+    @Test("a malformed DATABASE_URL is named with what is wrong", arguments: [
+        ("mysql://u@h/db", "has scheme \"mysql\""),
+        ("postgres://h/db", "has no user name"),
+        ("postgres://u@h", "names no database"),
+        ("postgres://u@h:99999/db", "out of range"),
+        ("postgres://u@h/db?sslmode=weird", "unsupported sslmode"),
+    ])
+    func malformedURL(url: String, reason: String) async throws {
+        let result = try await ConveyorProcess.run(["worker"], environment: ["DATABASE_URL": url])
+        #expect(result.status == 78)
+        let line = oneLine(result)
+        #expect(line.hasPrefix("conveyor: DATABASE_URL: "))
+        #expect(line.contains(reason))
+    }
+
+    @Test("an unreachable database gives the reason in one line, without the password")
+    func unreachable() async throws {
+        let result = try await ConveyorProcess.run(
+            ["worker"], environment: ["DATABASE_URL": "postgres://conveyor:s3cret-pw@127.0.0.1:1/conveyor"])
+        #expect(result.status == 69)
+        let line = oneLine(result)
+        #expect(line.hasPrefix("conveyor: DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1/conveyor"))
+        #expect(line.contains("refused"))
+        #expect(!(result.stderr + result.stdout).contains("s3cret-pw"))
+    }
+
+    @Test("a database that does not exist is reported by the server's message")
+    func noSuchDatabase() async throws {
+        let url = TestDatabase.replacingDatabase(in: try TestDatabase.serverURL(), with: "no_such_db")
+        let result = try await ConveyorProcess.run(["queues"], environment: ["DATABASE_URL": url])
+        #expect(result.status == 69)
+        #expect(oneLine(result).contains("database \"no_such_db\" does not exist"))
+    }
+
+    @Test("bad queue lists are named by flag or variable", arguments: [
+        (["worker", "--queues", "default=x"], [String: String](), "conveyor: --queues: concurrency \"x\" for queue default must be an integer from 1 to 10000"),
+        (["worker"], ["CONVEYOR_QUEUES": "Render=2"], "conveyor: CONVEYOR_QUEUES: queue name \"Render\" must match [a-z0-9_-]{1,64}"),
+        (["worker"], ["CONVEYOR_CONCURRENCY": "lots"], "conveyor: CONVEYOR_CONCURRENCY: \"lots\" must be an integer from 1 to 10000"),
+        (["worker", "--grace-period=-1"], [String: String](), "conveyor: --grace-period: -1.0 s is out of range 0.0...3600.0 s"),
+    ])
+    func badQueues(arguments: [String], environment: [String: String], expected: String) async throws {
+        var environment = environment
+        environment["DATABASE_URL"] = "postgres://conveyor@127.0.0.1:1/conveyor"
+        let result = try await ConveyorProcess.run(arguments, environment: environment)
+        #expect(result.status == 78)
+        #expect(oneLine(result) == expected)
+    }
+
+    @Test("a database without the schema asks for conveyor migrate")
+    func notMigrated() async throws {
+        try await TestDatabase.withFresh(migrate: false) { _, url in
+            let result = try await ConveyorProcess.run(["worker"], environment: ["DATABASE_URL": url])
+            #expect(result.status == 1)
+            #expect(oneLine(result).hasSuffix("has no Conveyor schema: run `conveyor migrate` first"))
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Synchronization
+
+/// Runs the built `conveyor` binary as a child process, as operators and Procfile runners do.
+struct ConveyorProcess {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The `conveyor` executable next to the test bundle (both live in the build's products folder).
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("conveyor")
+    }
+
+    /// The environment for a run: only what the test passes, plus PATH/HOME, so a developer's own
+    /// DATABASE_URL or CONVEYOR_* settings never leak in.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        var environment = extra
+        let inherited = ProcessInfo.processInfo.environment
+        for key in ["PATH", "HOME", "LANG"] { environment[key] = environment[key] ?? inherited[key] }
+        environment["CONVEYOR_LOG_LEVEL"] = environment["CONVEYOR_LOG_LEVEL"] ?? "warning"
+        return environment
+    }
+
+    /// Runs `conveyor arguments…` to completion.
+    static func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment(extra)
+        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let collected = OutputCollector(out: out, err: err)
+        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        let (stdout, stderr) = collected.finish()
+        return Result(status: status, stdout: stdout, stderr: stderr)
+    }
+}
+
+/// Drains a child's stdout and stderr as they are written, so a chatty child never blocks on a full pipe.
+final class OutputCollector: Sendable {
+    private let buffers = Mutex<(Data, Data)>((Data(), Data()))
+    private let out: Pipe
+    private let err: Pipe
+
+    init(out: Pipe, err: Pipe) {
+        self.out = out
+        self.err = err
+        out.fileHandleForReading.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            self.buffers.withLock { $0.0.append(data) }
+        }
+        err.fileHandleForReading.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            self.buffers.withLock { $0.1.append(data) }
+        }
+    }
+
+    func finish() -> (String, String) {
+        out.fileHandleForReading.readabilityHandler = nil
+        err.fileHandleForReading.readabilityHandler = nil
+        let restOut = out.fileHandleForReading.readDataToEndOfFile()
+        let restErr = err.fileHandleForReading.readDataToEndOfFile()
+        return buffers.withLock { buffers in
+            (String(decoding: buffers.0 + restOut, as: UTF8.self), String(decoding: buffers.1 + restErr, as: UTF8.self))
+        }
+    }
+}

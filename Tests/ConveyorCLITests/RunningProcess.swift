@@ -1,0 +1,68 @@
+import Foundation
+import Synchronization
+
+/// A long-running `conveyor` child (e.g. a worker) whose stdout can be awaited for a line.
+final class RunningProcess: Sendable {
+    private struct State {
+        var output = ""
+        var waiters: [(String, CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let process: Process
+    private let state = Mutex(State())
+    private let exit = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    init(_ arguments: [String], environment: [String: String]) throws {
+        process = Process()
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let continuation = exit.continuation
+        process.terminationHandler = { continuation.yield($0.terminationStatus) }
+        pipe.fileHandleForReading.readabilityHandler = { [self] handle in self.append(handle.availableData) }
+        process.executableURL = ConveyorProcess.executable
+        process.arguments = arguments
+        process.environment = ConveyorProcess.environment(environment)
+        try process.run()
+    }
+
+    private func append(_ data: Data) {
+        let text = String(decoding: data, as: UTF8.self)
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.output += text
+                let output = state.output
+                let (done, waiting) = state.waiters.reduce(into: ([CheckedContinuation<Void, Never>](), [(String, CheckedContinuation<Void, Never>)]())) {
+                    if output.contains($1.0) { $0.0.append($1.1) } else { $0.1.append($1) }
+                }
+                state.waiters = waiting
+                return done
+            }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Everything the process printed so far.
+    var output: String { state.withLock { $0.output } }
+
+    /// Returns once the output contains `text`.
+    func waitFor(_ text: String) async {
+        await withCheckedContinuation { continuation in
+            let found = state.withLock { state -> Bool in
+                if state.output.contains(text) { return true }
+                state.waiters.append((text, continuation))
+                return false
+            }
+            if found { continuation.resume() }
+        }
+    }
+
+    /// Sends a signal (SIGTERM, SIGINT, SIGKILL…).
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
+    }
+
+    /// Waits for the process to exit and returns its status.
+    func exitStatus() async -> Int32 {
+        for await status in exit.stream { return status }
+        return -1
+    }
+}
