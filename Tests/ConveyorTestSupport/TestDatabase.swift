@@ -71,7 +71,9 @@ public enum TestDatabase {
     ) async throws -> T {
         var configuration = try DatabaseURL.parse(url)
         configuration.options.maximumConnections = maxConnections
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        var quiet = logger
+        quiet.logLevel = .error
+        let client = PostgresClient(configuration: configuration, backgroundLogger: quiet)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await client.run()
