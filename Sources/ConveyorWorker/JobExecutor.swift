@@ -10,17 +10,24 @@ struct JobExecutor: Sendable {
 
     private enum Race: Sendable {
         case finished(AttemptResult)
-        case timedOut
         case stopped(StopReason)
     }
 
-    /// Runs `job` and returns its resolution; never throws (every failure is a resolution).
-    func execute(_ job: ClaimedJob, stops: AsyncStream<StopReason>) async -> JobResolution {
-        var logger = logger
-        logger[metadataKey: "job_id"] = "\(job.id)"
-        logger[metadataKey: "kind"] = "\(job.kind)"
-        logger[metadataKey: "attempt"] = "\(job.attempt)"
-        logger[metadataKey: "queue"] = "\(job.queue)"
+    /// The kind's timeout, or the default for kinds without a handler.
+    func timeout(for kind: String) -> Duration {
+        registry[kind]?.options.timeout ?? JobKindOptions().timeout
+    }
+
+    /// Runs `job` until its handler returns or `stop` fires (timeout, shutdown), and returns its
+    /// resolution; never throws (every failure is a resolution).
+    func execute(_ job: ClaimedJob, stop: StopChannel) async -> JobResolution {
+        let (id, kind, attempt, queue) = (job.id, job.kind, job.attempt, job.queue)
+        let base = self.logger.handler
+        let logger = Logger(label: self.logger.label) { _ in
+            JobLogHandler(base: base) {
+                ["job_id": "\(id)", "kind": "\(kind)", "attempt": "\(attempt)", "queue": "\(queue)"]
+            }
+        }
 
         guard let entry = registry[job.kind] else {
             let message = "no handler is registered for kind \(job.kind)"
@@ -30,7 +37,6 @@ struct JobExecutor: Sendable {
         let context = JobContext(
             id: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
             logger: logger)
-        let timeout = entry.options.timeout
         logger.debug("job started")
         let started = ContinuousClock.now
         let race = await withTaskGroup(of: Race?.self) { group -> Race in
@@ -44,16 +50,7 @@ struct JobExecutor: Sendable {
                 }
             }
             group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return .timedOut
-                } catch {
-                    return nil
-                }
-            }
-            group.addTask {
-                for await reason in stops { return .stopped(reason) }
-                return nil
+                await stop.wait().map(Race.stopped)
             }
             var winner: Race = .finished(.failed(message: "attempt ended without a result", kind: .error))
             while let next = await group.next() {
@@ -68,7 +65,7 @@ struct JobExecutor: Sendable {
         let result: AttemptResult
         switch race {
         case .finished(let finished): result = finished
-        case .timedOut: result = .failed(message: "timed out after \(timeout)", kind: .timeout)
+        case .stopped(.timeout(let limit)): result = .failed(message: "timed out after \(limit)", kind: .timeout)
         case .stopped(.shutdown): result = .interrupted
         }
         let resolution = JobResolution.resolve(

@@ -4,7 +4,12 @@ import Logging
 
 /// Claims jobs of one queue — never more than it has free slots — and runs each in a child task.
 ///
-/// Wakes on a finished job, on the poll interval (for jobs whose `run_at` came due) and on shutdown.
+/// Claims run in the background, at most ``maxClaimsInFlight`` at a time, so the next batch is on its
+/// way while the last one runs. While jobs run, claims start at most once per
+/// ``Worker/Configuration/claimCooldown``, so slots freed one by one are refilled in batches. After a
+/// claim comes back short (the queue is drained), finished jobs no longer trigger claims; the poll
+/// interval does, until work is found again.
+///
 /// On shutdown it stops claiming, lets running jobs finish within the grace period, then stops the
 /// rest, which go back to `available` without spending an attempt.
 struct QueueProducer: Sendable {
@@ -15,76 +20,132 @@ struct QueueProducer: Sendable {
     let settings: Worker.Configuration
     let logger: Logger
 
+    /// Claims started and not yet returned, at most.
+    static let maxClaimsInFlight = 2
+
+    /// The producer's loop state (only the loop touches it).
+    private struct State {
+        var reserved = 0
+        var claimsInFlight = 0
+        var drained = false
+        var nextClaim = ContinuousClock.now
+        var timerPending = false
+        var backoff = Duration.milliseconds(100)
+        var graceArmed = false
+    }
+
     func run(stop: StopSignal) async {
-        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        stop.register(wake)
+        let inbox = ProducerInbox()
+        stop.register { inbox.wake() }
         let running = RunningJobs()
         let graceExpired = OneShotFlag()
         var logger = logger
         logger[metadataKey: "queue"] = "\(queue.name)"
 
         await withDiscardingTaskGroup { jobs in
-            await withTaskGroup(of: Void.self) { timers in
-                timers.addTask {
+            await withTaskGroup(of: Void.self) { helpers in
+                helpers.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: settings.pollInterval)
-                        wake.yield()
+                        inbox.deliver(.poll)
                     }
                 }
-                wake.yield()
-                var graceArmed = false
-                var claimBackoff = Duration.milliseconds(100)
-                for await _ in wakeups {
-                    if stop.isStopped {
-                        if running.count == 0 { break }
-                        if graceExpired.isSet {
-                            logger.notice("grace period over, stopping running jobs", metadata: ["running": "\(running.count)"])
-                            running.stopAll(.shutdown)
-                            break
+                // One watchdog per queue enforces every running job's timeout (one timer, not one per job).
+                helpers.addTask {
+                    while !Task.isCancelled {
+                        running.stopOverdue()
+                        try? await Task.sleep(for: settings.timeoutCheckInterval)
+                    }
+                }
+                var state = State()
+                inbox.deliver(.poll)
+                for await event in inbox.events {
+                    switch event {
+                    case .wake:
+                        inbox.wakeReceived()
+                    case .poll:
+                        state.drained = false
+                    case .claimed(let claimed, let requested):
+                        state.claimsInFlight -= 1
+                        state.reserved -= requested
+                        state.backoff = .milliseconds(100)
+                        if claimed.count < requested { state.drained = true }
+                        if !claimed.isEmpty { WorkerMetrics.claimed(queue: queue.name, count: claimed.count) }
+                        for job in claimed {
+                            if stop.isStopped {
+                                // Claimed while the shutdown began: give it back untouched.
+                                completer.record(job, .release)
+                                continue
+                            }
+                            let stop = running.start(job.id, timeout: executor.timeout(for: job.kind))
+                            jobs.addTask {
+                                let resolution = await executor.execute(job, stop: stop)
+                                completer.record(job, resolution)
+                                running.finish(job.id)
+                                inbox.wake()
+                            }
                         }
-                        if !graceArmed {
-                            graceArmed = true
+                    case .claimFailed(let requested, let error):
+                        state.claimsInFlight -= 1
+                        state.reserved -= requested
+                        WorkerMetrics.storeError(operation: "claim")
+                        logger.warning("claiming jobs failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(state.backoff)"])
+                        state.nextClaim = ContinuousClock.now + state.backoff
+                        state.backoff = min(state.backoff * 2, .seconds(5))
+                    }
+
+                    if stop.isStopped {
+                        if running.count == 0 && state.claimsInFlight == 0 { break }
+                        if graceExpired.isSet {
+                            if running.count > 0 {
+                                logger.notice("grace period over, stopping running jobs", metadata: ["running": "\(running.count)"])
+                                running.stopAll(.shutdown)
+                            }
+                            if state.claimsInFlight == 0 { break }
+                            continue
+                        }
+                        if !state.graceArmed {
+                            state.graceArmed = true
                             logger.info("waiting for running jobs", metadata: ["running": "\(running.count)", "grace": "\(settings.gracePeriod)"])
-                            timers.addTask {
+                            helpers.addTask {
                                 try? await Task.sleep(for: settings.gracePeriod)
                                 graceExpired.set()
-                                wake.yield()
+                                inbox.wake()
                             }
                         }
                         continue
                     }
-                    let free = queue.concurrency - running.count
-                    guard free > 0 else { continue }
-                    let claimed: [ClaimedJob]
-                    do {
-                        let t0 = ContinuousClock.now
-                        defer { logger.trace("claim", metadata: ["took": "\((ContinuousClock.now - t0))", "free": "\(free)"]) }
-                        claimed = try await store.claim(
-                            queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
-                        claimBackoff = .milliseconds(100)
-                    } catch {
-                        WorkerMetrics.storeError(operation: "claim")
-                        logger.warning("claiming jobs failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(claimBackoff)"])
-                        try? await Task.sleep(for: claimBackoff)
-                        claimBackoff = min(claimBackoff * 2, .seconds(5))
-                        wake.yield()
+
+                    let free = queue.concurrency - running.count - state.reserved
+                    guard free > 0, state.claimsInFlight < Self.maxClaimsInFlight, !state.drained else { continue }
+                    let now = ContinuousClock.now
+                    if now < state.nextClaim {
+                        if !state.timerPending {
+                            state.timerPending = true
+                            let deadline = state.nextClaim
+                            helpers.addTask {
+                                try? await Task.sleep(until: deadline)
+                                inbox.wake()
+                            }
+                        }
                         continue
                     }
-                    guard !claimed.isEmpty else { continue }
-                    WorkerMetrics.claimed(queue: queue.name, count: claimed.count)
-                    for job in claimed {
-                        let stops = running.start(job.id)
-                        jobs.addTask {
-                            let resolution = await executor.execute(job, stops: stops)
-                            completer.record(job, resolution)
-                            running.finish(job.id)
-                            wake.yield()
+                    state.timerPending = false
+                    // Busy: wait out the cooldown before the next claim; idle: claim at once.
+                    if running.count > 0 || state.claimsInFlight > 0 { state.nextClaim = now + settings.claimCooldown }
+                    state.claimsInFlight += 1
+                    state.reserved += free
+                    helpers.addTask {
+                        do {
+                            let claimed = try await store.claim(
+                                queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
+                            inbox.deliver(.claimed(claimed, requested: free))
+                        } catch {
+                            inbox.deliver(.claimFailed(requested: free, error: "\(error)"))
                         }
                     }
-                    // A full batch suggests more are waiting: look again without waiting for a wake-up.
-                    if claimed.count == free { wake.yield() }
                 }
-                timers.cancelAll()
+                helpers.cancelAll()
             }
         }
     }

@@ -4,7 +4,7 @@ import Synchronization
 final class StopSignal: Sendable {
     private struct State {
         var stopped = false
-        var wakers: [AsyncStream<Void>.Continuation] = []
+        var wakers: [@Sendable () -> Void] = []
     }
 
     private let state = Mutex(State())
@@ -12,21 +12,21 @@ final class StopSignal: Sendable {
     /// Whether a graceful shutdown began.
     var isStopped: Bool { state.withLock { $0.stopped } }
 
-    /// Registers a producer's wake-up continuation; it is poked at once if the stop already happened.
-    func register(_ waker: AsyncStream<Void>.Continuation) {
+    /// Registers a producer's wake-up; it is called at once if the stop already happened.
+    func register(_ waker: @escaping @Sendable () -> Void) {
         let stopped = state.withLock { state -> Bool in
             state.wakers.append(waker)
             return state.stopped
         }
-        if stopped { waker.yield() }
+        if stopped { waker() }
     }
 
     /// Begins the graceful shutdown: sets the flag and wakes every producer.
     func trigger() {
-        let wakers = state.withLock { state -> [AsyncStream<Void>.Continuation] in
+        let wakers = state.withLock { state -> [@Sendable () -> Void] in
             state.stopped = true
             return state.wakers
         }
-        for waker in wakers { waker.yield() }
+        for waker in wakers { waker() }
     }
 }

@@ -26,12 +26,17 @@ public struct Worker: Service {
         public var completionBatch: Int
         /// How long a partial batch of results waits before it is written. Default 5 ms.
         public var completionLinger: Duration
+        /// While jobs are running, the shortest time between two claims of a queue. Default 5 ms.
+        public var claimCooldown: Duration
+        /// How often running jobs are checked against their kind's timeout. Default 100 ms.
+        public var timeoutCheckInterval: Duration
 
         /// Creates a configuration.
         public init(
             queues: QueueConfiguration, workerID: String = Worker.defaultID(), pollInterval: Duration = .seconds(1),
             lease: Duration = .seconds(300), gracePeriod: Duration = .seconds(25), completionBatch: Int = 500,
-            completionLinger: Duration = .milliseconds(5)
+            completionLinger: Duration = .milliseconds(5), claimCooldown: Duration = .milliseconds(5),
+            timeoutCheckInterval: Duration = .milliseconds(100)
         ) {
             self.queues = queues
             self.workerID = workerID
@@ -40,6 +45,8 @@ public struct Worker: Service {
             self.gracePeriod = gracePeriod
             self.completionBatch = completionBatch
             self.completionLinger = completionLinger
+            self.claimCooldown = claimCooldown
+            self.timeoutCheckInterval = timeoutCheckInterval
         }
     }
 
