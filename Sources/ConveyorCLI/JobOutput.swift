@@ -44,7 +44,7 @@ enum JobOutput {
     /// One JSON object per job; `args` is embedded as JSON, times are RFC 3339.
     static func json(_ job: JobRecord) -> String {
         var object: [String: Any] = [
-            "id": job.id.uuidString.lowercased(), "state": job.state.rawValue, "kind": job.kind, "queue": job.queue,
+            "id": job.id.uuidString.lowercased(), "seq": job.seq, "state": job.state.rawValue, "kind": job.kind, "queue": job.queue,
             "priority": job.priority, "attempt": job.attempt, "max_attempts": job.maxAttempts,
             "run_at": RFC3339.format(job.runAt), "inserted_at": RFC3339.format(job.insertedAt), "tags": job.tags,
             "errors": job.errors.map {

@@ -19,7 +19,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(help: "Only this kind.") var kind: String?
         @Option(help: "Only this queue.") var queue: String?
         @Option(help: "At most this many (default 50).") var limit: Int = 50
-        @Option(help: "Page: only jobs inserted before the one with this SEQ (shown by --json).") var before: Int?
+        @Option(help: "Page: only jobs inserted before the one with this seq (the last line's \"seq\" in --json).") var before: Int?
         @Flag(help: "Print JSON lines, one job per line.") var json = false
 
         func run() async throws {

@@ -4,6 +4,8 @@ public import Foundation
 public struct JobRecord: Sendable, Equatable, Identifiable {
     /// The job's id (also its idempotency key).
     public var id: UUID
+    /// Insertion order (the paging cursor of listings).
+    public var seq: Int
     /// The current lifecycle state.
     public var state: JobState
     /// The queue that routes it to workers.
@@ -41,12 +43,13 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
 
     /// Creates a record (used by the store when decoding rows).
     public init(
-        id: UUID, state: JobState, queue: String, kind: String, args: String, priority: Int,
+        id: UUID, seq: Int, state: JobState, queue: String, kind: String, args: String, priority: Int,
         attempt: Int, maxAttempts: Int, runAt: Date, uniqueKey: String?, tags: [String],
         errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
         finishedAt: Date?, lockedBy: String?, cancelReason: String?
     ) {
         self.id = id
+        self.seq = seq
         self.state = state
         self.queue = queue
         self.kind = kind

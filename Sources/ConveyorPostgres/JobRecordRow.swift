@@ -5,7 +5,7 @@ import PostgresNIO
 /// The columns and decoding of a full ``JobRecord``, shared by the admin reads.
 enum JobRecordRow {
     static let columns = """
-        id, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
+        id, seq, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
         unique_key, tags, errors::text AS errors, inserted_at, enqueued_at, attempted_at, finished_at,
         locked_by, cancel_reason
         """
@@ -25,6 +25,7 @@ enum JobRecordRow {
             records.append(
                 JobRecord(
                     id: try r["id"].decode(UUID.self),
+                    seq: Int(try r["seq"].decode(Int64.self)),
                     state: state,
                     queue: try r["queue"].decode(String.self),
                     kind: try r["kind"].decode(String.self),

@@ -34,7 +34,7 @@ struct BuiltinKindsTests {
     }
 
     @Test("conveyor.sleep rejects impossible durations permanently and completes short ones")
-    func sleep() async throws {
+    func sleepJob() async throws {
         await #expect(throws: JobFailure.self) { try await SleepJob().run(.init(seconds: -1), context: context(attempt: 1)) }
         #expect(try await SleepJob().run(.init(seconds: 0), context: context(attempt: 1)) == .completed)
     }

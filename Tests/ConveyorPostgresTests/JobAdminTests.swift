@@ -29,6 +29,10 @@ struct JobAdminTests {
             #expect(try await store.jobs(JobFilter(kind: "a", limit: 2)).count == 2)
             let all = try await store.jobs()
             #expect(all.count == 6 && all.first?.kind == "b")
+            // Paging: the next page starts below the last seq seen.
+            let first = try await store.jobs(JobFilter(limit: 4))
+            let next = try await store.jobs(JobFilter(beforeSeq: first.last!.seq, limit: 4))
+            #expect(first.map(\.id) + next.map(\.id) == all.map(\.id))
         }
     }
 

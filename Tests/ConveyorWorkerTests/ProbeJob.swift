@@ -76,8 +76,9 @@ struct ProbeJob: JobHandler {
         case "snooze": return .snooze(.seconds(30))
         case "cancel": return .cancel(reason: "not needed any more")
         case "hang":
-            // Honours cancellation: a sleep far longer than any test.
-            try await Task.sleep(for: .seconds(3600))
+            // Never finishes on its own; ends only when the task is cancelled.
+            for await _ in AsyncStream<Never>.makeStream().stream {}
+            try Task.checkCancellation()
         case "gate": await probe.waitForGate()
         default: break
         }
