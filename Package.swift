@@ -41,6 +41,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // hiredis 0.14 (libhiredis-dev), called through its Argv functions.
+        // No pkgConfig: its -D_FILE_OFFSET_BITS=64 is dropped by SwiftPM with a warning; the headers live in
+        // /usr/include/hiredis and the module map links libhiredis.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // A thread-confined async Redis connection.
+        .target(name: "ConveyorRedis", dependencies: ["CHiredis"], swiftSettings: strict),
         // Producer / executor / completer, shutdown.
         .target(
             name: "ConveyorWorker",
@@ -86,6 +92,7 @@ let package = Package(
             dependencies: [
                 "ConveyorCore",
                 "ConveyorPostgres",
+                "ConveyorRedis",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -100,6 +107,7 @@ let package = Package(
             name: "ConveyorWorkerTests",
             dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
         ),
+        .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
         .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),
     ],
