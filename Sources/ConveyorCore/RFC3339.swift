@@ -18,4 +18,11 @@ public enum RFC3339 {
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.string(from: date)
     }
+
+    /// Formats `date` in UTC with milliseconds (`2026-11-24T02:00:00.123Z`).
+    public static func formatPrecise(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
 }

@@ -1,0 +1,146 @@
+public import Foundation
+
+/// The producers' wire format, version 1 (DESIGN §2): one JSON object per job pushed onto
+/// `{conveyor}:ingress`.
+///
+/// ```json
+/// {"v": 1, "kind": "ml.retrain", "args": {"model": "ctr"}, "id": "…uuid…", "queue": "ml",
+///  "priority": 3, "run_at": "2026-11-25T02:00:00Z", "max_attempts": 5, "unique_key": "retrain-ctr",
+///  "tags": ["daily"], "enqueued_at": "2026-11-24T09:00:00Z"}
+/// ```
+/// Only `v` and `kind` are required; unknown fields are ignored.
+public enum Envelope {
+    /// The largest envelope accepted before parsing: 2 MiB (args may be 1 MiB).
+    public static let maxBytes = 2 << 20
+
+    /// Why an envelope was rejected (stored with it in quarantine).
+    public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What is wrong, safe to show.
+        public var reason: String
+        public var description: String { reason }
+
+        public init(_ reason: String) { self.reason = reason }
+    }
+
+    /// Parses and validates one envelope into a job; `maxAttempts` is `nil` when the envelope leaves it
+    /// to the kind's default.
+    public static func decode(_ bytes: Data) -> Result<NewJob, Rejection> {
+        guard bytes.count <= maxBytes else { return .failure(Rejection("envelope is \(bytes.count) bytes, at most \(maxBytes) allowed")) }
+        guard String(validating: bytes, as: UTF8.self) != nil else { return .failure(Rejection("envelope is not valid UTF-8")) }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: bytes)
+        } catch {
+            return .failure(Rejection("envelope is not valid JSON: \(describe(error))"))
+        }
+        guard case .object(let fields) = value else {
+            return .failure(Rejection("envelope must be a JSON object, got \(value.typeName)"))
+        }
+        do {
+            return .success(try job(from: fields))
+        } catch let rejection as Rejection {
+            return .failure(rejection)
+        } catch {
+            return .failure(Rejection(describe(error)))
+        }
+    }
+
+    private static func job(from fields: [String: JSONValue]) throws -> NewJob {
+        guard let version = fields["v"] else { throw Rejection("missing required field v") }
+        guard case .integer(let number) = version else { throw Rejection("v must be an integer, got \(version.typeName)") }
+        guard number == 1 else { throw Rejection("unsupported envelope version \(number); this worker reads v 1") }
+        guard let kindValue = fields["kind"] else { throw Rejection("missing required field kind") }
+        guard case .string(let kind) = kindValue else { throw Rejection("kind must be a string, got \(kindValue.typeName)") }
+
+        var job = NewJob(kind: kind)
+        switch fields["args"] {
+        case nil, .null?:
+            job.args = "{}"
+        case .object(let args)?:
+            let data = try JSONEncoder().encode(JSONValue.object(args))
+            job.args = String(decoding: data, as: UTF8.self)
+        case let other?:
+            throw Rejection("args must be an object, got \(other.typeName)")
+        }
+        if let id = try optionalString(fields, "id") {
+            guard let uuid = UUID(uuidString: id) else { throw Rejection("id \(id.debugDescription.prefix(60)) is not a UUID") }
+            job.id = uuid
+        }
+        if let queue = try optionalString(fields, "queue") { job.queue = queue }
+        if let priority = try optionalInteger(fields, "priority") { job.priority = priority }
+        if let runAt = try optionalTime(fields, "run_at") { job.runAt = runAt }
+        if let maxAttempts = try optionalInteger(fields, "max_attempts") { job.maxAttempts = maxAttempts }
+        job.uniqueKey = try optionalString(fields, "unique_key")
+        job.enqueuedAt = try optionalTime(fields, "enqueued_at")
+        switch fields["tags"] {
+        case nil, .null?:
+            break
+        case .array(let items)?:
+            job.tags = try items.map { item in
+                guard case .string(let tag) = item else { throw Rejection("tags must be strings, got \(item.typeName)") }
+                return tag
+            }
+        case let other?:
+            throw Rejection("tags must be an array of strings, got \(other.typeName)")
+        }
+        do {
+            try job.validate()
+        } catch {
+            throw Rejection(error.description)
+        }
+        return job
+    }
+
+    private static func optionalString(_ fields: [String: JSONValue], _ name: String) throws -> String? {
+        switch fields[name] {
+        case nil, .null?: return nil
+        case .string(let value)?: return value
+        case let other?: throw Rejection("\(name) must be a string, got \(other.typeName)")
+        }
+    }
+
+    private static func optionalInteger(_ fields: [String: JSONValue], _ name: String) throws -> Int? {
+        switch fields[name] {
+        case nil, .null?: return nil
+        case .integer(let value)?:
+            guard let int = Int(exactly: value) else { throw Rejection("\(name) \(value) is out of range") }
+            return int
+        case let other?: throw Rejection("\(name) must be an integer, got \(other.typeName)")
+        }
+    }
+
+    private static func optionalTime(_ fields: [String: JSONValue], _ name: String) throws -> Date? {
+        guard let text = try optionalString(fields, name) else { return nil }
+        guard let date = RFC3339.parse(text) else {
+            throw Rejection("\(name) \(text.debugDescription.prefix(60)) is not an RFC 3339 time")
+        }
+        return date
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let decoding = error as? DecodingError {
+            switch decoding {
+            case .dataCorrupted(let context): return context.debugDescription
+            case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context):
+                return context.debugDescription
+            @unknown default: return "\(decoding)"
+            }
+        }
+        return "\(error)"
+    }
+
+    /// Encodes `job` as a version 1 envelope (what ``ConveyorClient`` pushes).
+    public static func encode(_ job: NewJob) throws -> Data {
+        var object: [String: JSONValue] = [
+            "v": .integer(1), "kind": .string(job.kind), "id": .string(job.id.uuidString.lowercased()),
+            "queue": .string(job.queue), "priority": .integer(Int64(job.priority)),
+        ]
+        object["args"] = try JSONDecoder().decode(JSONValue.self, from: Data(job.args.utf8))
+        if let runAt = job.runAt { object["run_at"] = .string(RFC3339.formatPrecise(runAt)) }
+        if let maxAttempts = job.maxAttempts { object["max_attempts"] = .integer(Int64(maxAttempts)) }
+        if let uniqueKey = job.uniqueKey { object["unique_key"] = .string(uniqueKey) }
+        if !job.tags.isEmpty { object["tags"] = .array(job.tags.map(JSONValue.string)) }
+        object["enqueued_at"] = .string(RFC3339.formatPrecise(job.enqueuedAt ?? Date()))
+        return try JSONEncoder().encode(JSONValue.object(object))
+    }
+}
