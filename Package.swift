@@ -47,6 +47,17 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // A thread-confined async Redis connection.
         .target(name: "ConveyorRedis", dependencies: ["CHiredis"], swiftSettings: strict),
+        // The Redis ingress: envelopes from any producer into PostgreSQL, exactly once.
+        .target(
+            name: "ConveyorIngress",
+            dependencies: [
+                "ConveyorCore", "ConveyorPostgres", "ConveyorRedis",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         // Producer / executor / completer, shutdown.
         .target(
             name: "ConveyorWorker",
@@ -107,6 +118,7 @@ let package = Package(
             name: "ConveyorWorkerTests",
             dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
         ),
+        .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
         .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),

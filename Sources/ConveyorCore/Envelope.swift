@@ -17,27 +17,37 @@ public enum Envelope {
     public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
         /// What is wrong, safe to show.
         public var reason: String
+        /// A stable category for metrics: `too_large`, `invalid_utf8`, `invalid_json`, `not_object`,
+        /// `unsupported_version` or `invalid_field`.
+        public var code: String
         public var description: String { reason }
 
-        public init(_ reason: String) { self.reason = reason }
+        public init(_ reason: String, code: String = "invalid_field") {
+            self.reason = reason
+            self.code = code
+        }
     }
 
     /// Parses and validates one envelope into a job; `maxAttempts` is `nil` when the envelope leaves it
-    /// to the kind's default.
-    public static func decode(_ bytes: Data) -> Result<NewJob, Rejection> {
-        guard bytes.count <= maxBytes else { return .failure(Rejection("envelope is \(bytes.count) bytes, at most \(maxBytes) allowed")) }
-        guard String(validating: bytes, as: UTF8.self) != nil else { return .failure(Rejection("envelope is not valid UTF-8")) }
+    /// to the kind's default, and the job gets `defaultID` when the envelope has no `id`.
+    public static func decode(_ bytes: Data, defaultID: @autoclosure () -> UUID = UUID()) -> Result<NewJob, Rejection> {
+        guard bytes.count <= maxBytes else {
+            return .failure(Rejection("envelope is \(bytes.count) bytes, at most \(maxBytes) allowed", code: "too_large"))
+        }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            return .failure(Rejection("envelope is not valid UTF-8", code: "invalid_utf8"))
+        }
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: bytes)
         } catch {
-            return .failure(Rejection("envelope is not valid JSON: \(describe(error))"))
+            return .failure(Rejection("envelope is not valid JSON: \(describe(error))", code: "invalid_json"))
         }
         guard case .object(let fields) = value else {
-            return .failure(Rejection("envelope must be a JSON object, got \(value.typeName)"))
+            return .failure(Rejection("envelope must be a JSON object, got \(value.typeName)", code: "not_object"))
         }
         do {
-            return .success(try job(from: fields))
+            return .success(try job(from: fields, defaultID: defaultID()))
         } catch let rejection as Rejection {
             return .failure(rejection)
         } catch {
@@ -45,14 +55,16 @@ public enum Envelope {
         }
     }
 
-    private static func job(from fields: [String: JSONValue]) throws -> NewJob {
+    private static func job(from fields: [String: JSONValue], defaultID: UUID) throws -> NewJob {
         guard let version = fields["v"] else { throw Rejection("missing required field v") }
         guard case .integer(let number) = version else { throw Rejection("v must be an integer, got \(version.typeName)") }
-        guard number == 1 else { throw Rejection("unsupported envelope version \(number); this worker reads v 1") }
+        guard number == 1 else {
+            throw Rejection("unsupported envelope version \(number); this worker reads v 1", code: "unsupported_version")
+        }
         guard let kindValue = fields["kind"] else { throw Rejection("missing required field kind") }
         guard case .string(let kind) = kindValue else { throw Rejection("kind must be a string, got \(kindValue.typeName)") }
 
-        var job = NewJob(kind: kind)
+        var job = NewJob(kind: kind, id: defaultID)
         switch fields["args"] {
         case nil, .null?:
             job.args = "{}"

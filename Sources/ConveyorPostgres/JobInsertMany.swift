@@ -4,8 +4,13 @@ import Logging
 import PostgresNIO
 
 /// `JobInsertMany`: inserts a batch of jobs in one statement; duplicates (same id, or a unique key held
-/// by an unfinished job) are dropped by `ON CONFLICT DO NOTHING`.
+/// by an unfinished job) are dropped by `ON CONFLICT DO NOTHING`. It also notifies
+/// ``JobInsertMany/channel`` with the queues that received jobs (delivered when the transaction commits),
+/// which wakes idle workers at once.
 enum JobInsertMany {
+    /// The `LISTEN`/`NOTIFY` channel; the payload is a comma-separated list of queue names.
+    static let channel = "conveyor_jobs_inserted"
+
     static func query(_ jobs: [NewJob], maxAttempts: (String) -> Int, now: Date?) -> PostgresQuery {
         var ids: [UUID] = [], queues: [String] = [], kinds: [String] = [], args: [String] = []
         var priorities: [Int] = [], attempts: [Int] = [], runAts: [Date] = [], hasRunAt: [Bool] = []
@@ -26,6 +31,7 @@ enum JobInsertMany {
             hasEnqueuedAt.append(job.enqueuedAt != nil)
         }
         return """
+            WITH inserted AS (
             INSERT INTO conveyor_jobs
                 (id, queue, kind, args, priority, max_attempts, run_at, unique_key, tags, inserted_at, enqueued_at)
             SELECT r.id, r.queue, r.kind, r.args::jsonb, r.priority, r.max_attempts,
@@ -42,7 +48,13 @@ enum JobInsertMany {
                       unique_key, tags, enqueued_at, has_enqueued_at, ord)
             ORDER BY r.ord
             ON CONFLICT DO NOTHING
-            RETURNING id
+            RETURNING id, queue
+            )
+            SELECT i.id FROM inserted i
+            CROSS JOIN (
+                SELECT pg_notify(\(unescaped: "'\(channel)'"), string_agg(DISTINCT queue, ','))
+                FROM inserted HAVING count(*) > 0
+            ) notified
             """
     }
 }

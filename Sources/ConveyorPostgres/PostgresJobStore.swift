@@ -131,6 +131,9 @@ public struct PostgresJobStore: Sendable {
             return try await body()
         } catch let error as PSQLError {
             throw ConveyorStoreError.database(ConveyorStoreError.describe(error))
+        } catch let error as PostgresTransactionError {
+            let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
+            throw ConveyorStoreError.database(cause.map(ConveyorStoreError.describe) ?? "transaction failed")
         }
     }
 }
