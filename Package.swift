@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "conveyor", targets: ["conveyor"]),
+        .library(name: "Conveyor", targets: ["Conveyor"]),
         .library(name: "ConveyorCore", targets: ["ConveyorCore"]),
         .library(name: "ConveyorPostgres", targets: ["ConveyorPostgres"]),
         .library(name: "ConveyorWorker", targets: ["ConveyorWorker"]),
@@ -58,6 +59,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The producers' Swift API: ConveyorClient (Redis envelopes, or PostgreSQL inside a transaction).
+        .target(
+            name: "Conveyor",
+            dependencies: [
+                "ConveyorCore", "ConveyorPostgres", "ConveyorRedis", "ConveyorIngress",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Producer / executor / completer, shutdown.
         .target(
             name: "ConveyorWorker",
@@ -84,6 +95,9 @@ let package = Package(
                 "ConveyorPostgres",
                 "ConveyorWorker",
                 "ConveyorBuiltinKinds",
+                "ConveyorRedis",
+                "ConveyorIngress",
+                "Conveyor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,6 +132,7 @@ let package = Package(
             name: "ConveyorWorkerTests",
             dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
         ),
+        .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),

@@ -13,7 +13,7 @@ public struct ConveyorCommand: AsyncParsableCommand {
             Exit status: 0 success, 1 failure, 64 usage error, 69 service unreachable, 78 bad configuration.
             """,
         subcommands: [
-            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, JobsCommand.self, QueuesCommand.self,
+            MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, JobsCommand.self, QueuesCommand.self, RejectedCommand.self,
             BenchCommand.self,
         ]
     )

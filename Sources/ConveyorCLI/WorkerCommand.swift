@@ -1,9 +1,12 @@
 import ArgumentParser
 import ConveyorCore
+import ConveyorIngress
 import ConveyorPostgres
+import ConveyorRedis
 import ConveyorWorker
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `conveyor worker`: claims and runs jobs of the given queues until SIGTERM/SIGINT.
 struct WorkerCommand: AsyncParsableCommand {
@@ -12,6 +15,13 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Run jobs from the given queues until SIGTERM/SIGINT (graceful), or a second signal (at once).")
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var redis: RedisOptions
+
+    @Flag(name: .customLong("no-ingest"), help: "Do not move envelopes from Redis into PostgreSQL in this process.")
+    var noIngest = false
+
+    @Option(help: "Ingesters in this process, each with its own Redis connection (env: CONVEYOR_INGESTERS; default 1).")
+    var ingesters: Int?
 
     @Option(help: "Queues and their concurrency, e.g. default=20,render=2 (env: CONVEYOR_QUEUES; default: default).")
     var queues: String?
@@ -30,13 +40,29 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try workerConfiguration()
+        let url = try database.url()
+        let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
+        let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
+        let keys = try redis.keys()
         let logger = Logger(label: "conveyor.worker")
         let registry = ConveyorKinds.registry()
+        if let redisConfiguration { try await RedisOptions.check(redisConfiguration).close() }
         try await database.withClient(logger: logger) { client in
+            let store = PostgresJobStore(client: client)
             let worker = Worker(
-                configuration: configuration, store: PostgresJobStore(client: client), registry: registry,
-                logger: logger)
-            try await ServiceRunner.run([worker], logger: logger)
+                configuration: configuration, store: store, registry: registry,
+                listener: JobInsertListener(url: url, logger: logger), logger: logger)
+            var services: [any Service] = [worker]
+            if let redisConfiguration {
+                for _ in 0..<ingesterCount {
+                    services.append(
+                        EnvelopeIngester(
+                            configuration: EnvelopeIngester.Configuration(keys: keys), redis: redisConfiguration, store: store, maxAttempts: { registry.defaultMaxAttempts(for: $0) },
+                            logger: Logger(label: "conveyor.ingest")))
+                }
+            }
+            // The group stops services in reverse order: ingesters first, then the worker drains.
+            try await ServiceRunner.run(services, logger: logger)
         }
     }
 

@@ -34,8 +34,7 @@ struct QueueProducer: Sendable {
         var graceArmed = false
     }
 
-    func run(stop: StopSignal) async {
-        let inbox = ProducerInbox()
+    func run(stop: StopSignal, inbox: ProducerInbox) async {
         stop.register { inbox.wake() }
         let running = RunningJobs()
         let graceExpired = OneShotFlag()

@@ -54,15 +54,20 @@ public struct Worker: Service {
     let store: PostgresJobStore
     let registry: HandlerRegistry
     let random: any RandomSource
+    let listener: JobInsertListener?
     let logger: Logger
 
     /// Creates a worker.
     ///
-    /// - Parameter random: the source of backoff jitter. Default: the system generator.
+    /// - Parameters:
+    ///   - random: the source of backoff jitter. Default: the system generator.
+    ///   - listener: wakes idle producers when jobs are inserted; without it they find new jobs by polling.
     public init(
         configuration: Configuration, store: PostgresJobStore, registry: HandlerRegistry,
-        random: any RandomSource = SystemRandomSource(), logger: Logger = Logger(label: "conveyor.worker")
+        random: any RandomSource = SystemRandomSource(), listener: JobInsertListener? = nil,
+        logger: Logger = Logger(label: "conveyor.worker")
     ) {
+        self.listener = listener
         self.configuration = configuration
         self.store = store
         self.registry = registry
@@ -89,16 +94,29 @@ public struct Worker: Service {
         logger.info(
             "worker started",
             metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
+        let inboxes = Dictionary(uniqueKeysWithValues: configuration.queues.queues.map { ($0.name, ProducerInbox()) })
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await completer.run() }
-                await withTaskGroup(of: Void.self) { producers in
-                    for queue in configuration.queues.queues {
-                        let producer = QueueProducer(
-                            queue: queue, store: store, executor: executor, completer: completer,
-                            settings: configuration, logger: logger)
-                        producers.addTask { await producer.run(stop: stop) }
+                await withTaskGroup(of: Void.self) { helpers in
+                    if let listener {
+                        helpers.addTask {
+                            await listener.run { queues in
+                                // nil: (re)connected, notifications may have been missed; look everywhere.
+                                for name in queues ?? Array(inboxes.keys) { inboxes[name]?.deliver(.poll) }
+                            }
+                        }
                     }
+                    await withTaskGroup(of: Void.self) { producers in
+                        for queue in configuration.queues.queues {
+                            let producer = QueueProducer(
+                                queue: queue, store: store, executor: executor, completer: completer,
+                                settings: configuration, logger: logger)
+                            guard let inbox = inboxes[queue.name] else { continue }
+                            producers.addTask { await producer.run(stop: stop, inbox: inbox) }
+                        }
+                    }
+                    helpers.cancelAll()
                 }
                 completer.finish()
             }

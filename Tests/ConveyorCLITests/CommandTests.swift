@@ -24,7 +24,7 @@ struct CommandTests {
         try await TestDatabase.withFresh { client, url in
             let env = ["DATABASE_URL": url]
             let enqueued = try await ConveyorProcess.run(
-                ["enqueue", "conveyor.sleep", "--args", #"{"seconds": 1}"#, "--queue", "media", "--priority", "2",
+                ["enqueue", "--direct", "conveyor.sleep", "--args", #"{"seconds": 1}"#, "--queue", "media", "--priority", "2",
                  "--max-attempts", "3", "--tag", "demo", "--run-at", "2030-01-01T00:00:00Z"], environment: env)
             #expect(enqueued.status == 0, "\(enqueued.stderr)")
             let id = try #require(UUID(uuidString: enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -48,13 +48,13 @@ struct CommandTests {
             #expect(retried.stdout == "retried 1 job\n")
             #expect(try await store.require(id).state == .available)
 
-            let duplicate = try await ConveyorProcess.run(["enqueue", "conveyor.noop", "--id", id.uuidString], environment: env)
+            let duplicate = try await ConveyorProcess.run(["enqueue", "--direct", "conveyor.noop", "--id", id.uuidString], environment: env)
             #expect(duplicate.stdout.contains("dropped: duplicate id or unique key"))
 
             let queues = try await ConveyorProcess.run(["queues"], environment: env)
             #expect(queues.stdout.contains("media"))
 
-            let invalid = try await ConveyorProcess.run(["enqueue", "Bad Kind"], environment: env)
+            let invalid = try await ConveyorProcess.run(["enqueue", "--direct", "Bad Kind"], environment: env)
             #expect(invalid.status == 78 && invalid.stderr.contains("kind \"Bad Kind\" must match"))
             let ambiguous = try await ConveyorProcess.run(["jobs", "retry", "--all", "--kind", "x"], environment: env)
             #expect(ambiguous.status == 78 && ambiguous.stderr.contains("exactly one"))
@@ -67,7 +67,7 @@ struct CommandTests {
             let store = PostgresJobStore(client: client)
             let job = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 600}"#)]).inserted[0]
             let worker = try RunningProcess(
-                ["worker", "--grace-period", "0.5", "--queues", "default=2"],
+                ["worker", "--no-ingest", "--grace-period", "0.5", "--queues", "default=2"],
                 environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "debug"])
             await worker.waitFor("job started")
             worker.signal(SIGTERM)
@@ -85,7 +85,7 @@ struct CommandTests {
             let store = PostgresJobStore(client: client)
             let job = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 600}"#)]).inserted[0]
             let worker = try RunningProcess(
-                ["worker", "--grace-period", "600"], environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "debug"])
+                ["worker", "--no-ingest", "--grace-period", "600"], environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "debug"])
             await worker.waitFor("job started")
             worker.signal(SIGTERM)
             await worker.waitFor("waiting for running jobs")

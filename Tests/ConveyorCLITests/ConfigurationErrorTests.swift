@@ -36,12 +36,29 @@ struct ConfigurationErrorTests {
     @Test("an unreachable database gives the reason in one line, without the password")
     func unreachable() async throws {
         let result = try await ConveyorProcess.run(
-            ["worker"], environment: ["DATABASE_URL": "postgres://conveyor:s3cret-pw@127.0.0.1:1/conveyor"])
+            ["worker", "--no-ingest"], environment: ["DATABASE_URL": "postgres://conveyor:s3cret-pw@127.0.0.1:1/conveyor"])
         #expect(result.status == 69)
         let line = oneLine(result)
         #expect(line.hasPrefix("conveyor: DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1/conveyor"))
         #expect(line.contains("refused"))
         #expect(!(result.stderr + result.stdout).contains("s3cret-pw"))
+    }
+
+    @Test("a worker that ingests needs REDIS_URL, and says how to run without")
+    func missingRedis() async throws {
+        let result = try await ConveyorProcess.run(["worker"], environment: ["DATABASE_URL": "postgres://u@127.0.0.1:1/db"])
+        #expect(result.status == 78)
+        #expect(oneLine(result).hasPrefix("conveyor: REDIS_URL: is not set (the worker ingests from Redis; pass --no-ingest to run without)"))
+    }
+
+    @Test("an unreachable Redis gives the reason in one line, without the password")
+    func unreachableRedis() async throws {
+        let result = try await ConveyorProcess.run(
+            ["enqueue", "conveyor.noop"], environment: ["REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0"])
+        #expect(result.status == 69)
+        let line = oneLine(result)
+        #expect(line.hasPrefix("conveyor: REDIS_URL: cannot connect to Redis: 127.0.0.1:1/0"))
+        #expect(!(result.stderr + result.stdout).contains("hunter2"))
     }
 
     @Test("a database that does not exist is reported by the server's message")
@@ -69,7 +86,7 @@ struct ConfigurationErrorTests {
     @Test("a database without the schema asks for conveyor migrate")
     func notMigrated() async throws {
         try await TestDatabase.withFresh(migrate: false) { _, url in
-            let result = try await ConveyorProcess.run(["worker"], environment: ["DATABASE_URL": url])
+            let result = try await ConveyorProcess.run(["worker", "--no-ingest"], environment: ["DATABASE_URL": url])
             #expect(result.status == 1)
             #expect(oneLine(result).hasSuffix("has no Conveyor schema: run `conveyor migrate` first"))
         }

@@ -82,40 +82,4 @@ struct JobAdminTests {
             ])
         }
     }
-
-    @Test("the client enqueues inside the caller's transaction: rolled back with it, committed with it")
-    func transactionalEnqueue() async throws {
-        try await TestDatabase.withFresh { client, _ in
-            let conveyor = ConveyorClient(postgres: client)
-            struct Rollback: Error {}
-            let rolledBack = NewJob(kind: "a")
-            await #expect {
-                try await client.withTransaction(logger: TestDatabase.logger) { connection in
-                    try await conveyor.enqueue(rolledBack, on: connection)
-                    throw Rollback()
-                }
-            } throws: { error in
-                (error as? PostgresTransactionError)?.closureError is Rollback
-            }
-            let committed = NewJob(kind: "b")
-            _ = try await client.withTransaction(logger: TestDatabase.logger) { connection in
-                try await conveyor.enqueue(committed, on: connection)
-            }
-            let store = PostgresJobStore(client: client)
-            #expect(try await store.job(id: rolledBack.id) == nil)
-            #expect(try await store.job(id: committed.id) != nil)
-        }
-    }
-
-    @Test("the client validates before inserting anything")
-    func validates() async throws {
-        try await TestDatabase.withFresh { client, _ in
-            let conveyor = ConveyorClient(postgres: client)
-            await #expect(throws: NewJob.ValidationError.priorityOutOfRange(12)) {
-                try await conveyor.enqueue([NewJob(kind: "a"), NewJob(kind: "b", priority: 12)])
-            }
-            let jobs = try await PostgresJobStore(client: client).jobs()
-            #expect(jobs.isEmpty)
-        }
-    }
 }
