@@ -81,7 +81,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.gracePeriod = try Settings.seconds(
             gracePeriod, env: "CONVEYOR_GRACE_PERIOD", flagName: "--grace-period", default: 25, range: 0...3600)
         configuration.pollInterval = try Settings.seconds(
-            pollInterval, env: "CONVEYOR_POLL_INTERVAL", flagName: "--poll-interval", default: 1, range: 0.01...60)
+            pollInterval, env: "CONVEYOR_POLL_INTERVAL", flagName: "--poll-interval", default: 1, range: 0.01...3600)
         if let id = Settings.string(workerID, env: "CONVEYOR_WORKER_ID") { configuration.workerID = id }
         return configuration
     }

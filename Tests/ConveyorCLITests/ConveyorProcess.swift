@@ -26,7 +26,7 @@ struct ConveyorProcess {
     }
 
     /// Runs `conveyor arguments…` to completion.
-    static func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+    static func run(_ arguments: [String], environment extra: [String: String] = [:], input: String? = nil) async throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -36,9 +36,17 @@ struct ConveyorProcess {
         process.standardOutput = out
         process.standardError = err
         let collected = OutputCollector(out: out, err: err)
+        let stdin = Pipe()
+        process.standardInput = stdin
         let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
+            do {
+                try process.run()
+                if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+                try? stdin.fileHandleForWriting.close()
+            } catch {
+                continuation.resume(throwing: error)
+            }
         }
         let (stdout, stderr) = collected.finish()
         return Result(status: status, stdout: stdout, stderr: stderr)

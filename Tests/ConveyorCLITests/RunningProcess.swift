@@ -1,11 +1,13 @@
 import Foundation
 import Synchronization
+import Testing
 
 /// A long-running `conveyor` child (e.g. a worker) whose stdout can be awaited for a line.
 final class RunningProcess: Sendable {
     private struct State {
         var output = ""
         var waiters: [(String, CheckedContinuation<Void, Never>)] = []
+        var exited = false
     }
 
     private let process: Process
@@ -18,7 +20,16 @@ final class RunningProcess: Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         let continuation = exit.continuation
-        process.terminationHandler = { continuation.yield($0.terminationStatus) }
+        process.terminationHandler = { [self] process in
+            // Wake every waiter: a line that never came must fail the test, not hang it.
+            let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.exited = true
+                defer { state.waiters.removeAll() }
+                return state.waiters.map(\.1)
+            }
+            for waiter in waiters { waiter.resume() }
+            continuation.yield(process.terminationStatus)
+        }
         pipe.fileHandleForReading.readabilityHandler = { [self] handle in self.append(handle.availableData) }
         process.executableURL = ConveyorProcess.executable
         process.arguments = arguments
@@ -43,15 +54,18 @@ final class RunningProcess: Sendable {
     /// Everything the process printed so far.
     var output: String { state.withLock { $0.output } }
 
-    /// Returns once the output contains `text`.
-    func waitFor(_ text: String) async {
+    /// Returns once the output contains `text`, or the process exited (then it records an issue).
+    func waitFor(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) async {
         await withCheckedContinuation { continuation in
             let found = state.withLock { state -> Bool in
-                if state.output.contains(text) { return true }
+                if state.output.contains(text) || state.exited { return true }
                 state.waiters.append((text, continuation))
                 return false
             }
             if found { continuation.resume() }
+        }
+        if !output.contains(text) {
+            Issue.record("the process exited before printing \(text.debugDescription); it printed:\n\(output)", sourceLocation: sourceLocation)
         }
     }
 

@@ -32,6 +32,11 @@ ensure_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   command -v swift >/dev/null 2>&1 || die "swift is not on PATH (Swift 6 toolchain required)"
+  # redis-py, for the README's Python producer example (the tests run it).
+  python3 -c 'import redis' 2>/dev/null || {
+    log "installing redis-py"
+    python3 -m pip install --quiet redis || die "pip install redis failed"
+  }
 }
 
 free_port() {
