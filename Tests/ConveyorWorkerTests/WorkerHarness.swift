@@ -26,7 +26,14 @@ enum WorkerHarness {
                 try await group.run()
                 return nil
             }
-            let result = try await body(group)
+            let result: T
+            do {
+                result = try await body(group)
+            } catch {
+                // Stop the services, or the group would keep the test waiting forever.
+                await group.triggerGracefulShutdown()
+                throw error
+            }
             await group.triggerGracefulShutdown()
             while let next = try await tasks.next() { _ = next }
             return result
