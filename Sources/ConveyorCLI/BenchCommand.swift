@@ -23,6 +23,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Worker concurrency, and claim batch of the ceiling loops (default 100).") var concurrency = 100
     @Option(help: "Concurrent claim/complete loops for the ceiling (default 2).") var claimers = 2
     @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var redis: RedisOptions
+    @Flag(name: .customLong("no-redis"), help: "Skip the Redis phases (full path and idle latency).") var noRedis = false
+    @Option(help: "Idle push-to-start latency samples (default 200).") var samples = 200
 
     func run() async throws {
         let logger = {
@@ -31,6 +34,9 @@ struct BenchCommand: AsyncParsableCommand {
             return logger
         }()
         let jobs = max(1, self.jobs), concurrency = max(1, self.concurrency), claimers = max(1, self.claimers)
+        let samples = max(1, self.samples)
+        let url = try database.url()
+        let redisConfiguration = noRedis ? nil : try redis.configuration(purpose: "the full-path benchmark pushes to Redis; pass --no-redis to skip it")
         let result = try await database.withClient(logger: logger) { client in
             let store = PostgresJobStore(client: client)
             let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -49,20 +55,37 @@ struct BenchCommand: AsyncParsableCommand {
                 let ceiling = try await Self.drainWithSQL(jobs, queue: ceilingQueue, batch: concurrency, loops: claimers, store: store)
                 _ = try await store.deleteAll(queue: runtimeQueue)
                 _ = try await store.deleteAll(queue: ceilingQueue)
-                return (insertRate, runtime, ceiling)
+                var figures: RedisFigures?
+                if let redisConfiguration {
+                    try await store.vacuum()
+                    figures = try await Self.redisPath(
+                        jobs: jobs, concurrency: concurrency, samples: samples, redis: redisConfiguration, url: url, store: store,
+                        queue: runtimeQueue, logger: logger)
+                    _ = try await store.deleteAll(queue: runtimeQueue)
+                }
+                return (insertRate, runtime, ceiling, figures)
             } catch {
                 _ = try? await store.deleteAll(queue: runtimeQueue)
                 _ = try? await store.deleteAll(queue: ceilingQueue)
+                _ = try? await store.deleteAll(queue: runtimeQueue)
                 throw error
             }
         }
-        let (insertRate, runtime, ceiling) = result
+        let (insertRate, runtime, ceiling, figures) = result
         let ratio = runtime / ceiling
+        let milliseconds = { (duration: Duration) in (duration.seconds * 10_000).rounded() / 10 }
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "jobs": jobs, "concurrency": concurrency, "claimers": claimers, "insert_jobs_per_second": Int(insertRate),
                 "runtime_jobs_per_second": Int(runtime), "ceiling_jobs_per_second": Int(ceiling), "ratio": (ratio * 1000).rounded() / 1000,
             ]
+            if let figures {
+                object["redis_push_jobs_per_second"] = Int(figures.pushRate)
+                object["end_to_end_jobs_per_second"] = Int(figures.endToEnd)
+                object["latency_p50_ms"] = milliseconds(figures.percentile(0.5))
+                object["latency_p99_ms"] = milliseconds(figures.percentile(0.99))
+                object["latency_samples"] = figures.latencies.count
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
@@ -71,6 +94,12 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "worker runtime (claim→run→complete):    %8.0f jobs/s", runtime))
             print(String(format: "SQL ceiling (claim+complete loops):     %8.0f jobs/s", ceiling))
             print(String(format: "runtime / ceiling:                      %8.1f %%", ratio * 100))
+            if let figures {
+                print(String(format: "Redis push (pipelined LPUSH):           %8.0f jobs/s", figures.pushRate))
+                print(String(format: "end to end (Redis → completed):         %8.0f jobs/s", figures.endToEnd))
+                print(String(format: "idle push → handler start: p50 %.1f ms, p99 %.1f ms (%d samples)",
+                    milliseconds(figures.percentile(0.5)), milliseconds(figures.percentile(0.99)), figures.latencies.count))
+            }
         }
     }
 
