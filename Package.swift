@@ -133,7 +133,7 @@ let package = Package(
             dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
         ),
         .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
-        .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorTestSupport"]),
+        .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
         .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),

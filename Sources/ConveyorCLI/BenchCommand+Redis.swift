@@ -81,23 +81,7 @@ extension BenchCommand {
             configuration: configuration, store: store, registry: registry, listener: JobInsertListener(url: url, logger: logger),
             logger: logger)
         let ingester = EnvelopeIngester(configuration: .init(keys: keys), redis: redis, store: store, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: worker), .init(service: ingester)], logger: logger))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return nil
-            }
-            let result: T
-            do {
-                result = try await body()
-            } catch {
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            while let next = try await tasks.next() { _ = next }
-            return result
-        }
+        return try await withRunningServices([worker, ingester], logger: logger) { _ in try await body() }
     }
 }
 

@@ -121,14 +121,8 @@ struct BenchCommand: AsyncParsableCommand {
         registry.register(CountingNoop(counter: counter))
         let configuration = Worker.Configuration(queues: QueueConfiguration(queues: [.init(name: queue, concurrency: concurrency)]))
         let worker = Worker(configuration: configuration, store: store, registry: registry, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            await counter.reached()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
+        try await withRunningServices([worker], logger: logger) { _ in await counter.reached() }
         return Double(count) / (ContinuousClock.now - start).seconds
     }
 

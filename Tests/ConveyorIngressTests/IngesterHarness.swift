@@ -3,30 +3,14 @@ import ConveyorIngress
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorTestSupport
+import ConveyorWorker
 import Foundation
 import ServiceLifecycle
 
 /// Runs ingesters in a `ServiceGroup` around a test body, then shuts them down gracefully.
 enum IngesterHarness {
     static func run<T: Sendable>(_ ingesters: [EnvelopeIngester], _ body: @Sendable () async throws -> T) async throws -> T {
-        let group = ServiceGroup(configuration: .init(services: ingesters.map { .init(service: $0) }, logger: TestDatabase.logger))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return nil
-            }
-            let result: T
-            do {
-                result = try await body()
-            } catch {
-                // Stop the services, or the group would keep the test waiting forever.
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            while let next = try await tasks.next() { _ = next }
-            return result
-        }
+        try await withRunningServices(ingesters, logger: TestDatabase.logger) { _ in try await body() }
     }
 
     static func ingester(

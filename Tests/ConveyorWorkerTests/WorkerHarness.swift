@@ -19,25 +19,7 @@ enum WorkerHarness {
     static func run<T: Sendable>(
         _ workers: [Worker], _ body: @Sendable (ServiceGroup) async throws -> T
     ) async throws -> T {
-        let group = ServiceGroup(
-            configuration: .init(services: workers.map { .init(service: $0) }, logger: TestDatabase.logger))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return nil
-            }
-            let result: T
-            do {
-                result = try await body(group)
-            } catch {
-                // Stop the services, or the group would keep the test waiting forever.
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            while let next = try await tasks.next() { _ = next }
-            return result
-        }
+        try await withRunningServices(workers, logger: TestDatabase.logger, body)
     }
 
     static func worker(
