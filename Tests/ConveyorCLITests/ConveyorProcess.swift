@@ -27,10 +27,20 @@ struct ConveyorProcess {
 
     /// Runs `conveyor arguments…` to completion.
     static func run(_ arguments: [String], environment extra: [String: String] = [:], input: String? = nil) async throws -> Result {
+        try await run(executable: executable, arguments, environment: environment(extra), input: input)
+    }
+
+    /// Runs any program (`python3`, `redis-cli`…) through `/usr/bin/env` with exactly `environment`,
+    /// awaiting its exit without blocking a thread.
+    static func tool(_ arguments: [String], environment: [String: String]) async throws -> Result {
+        try await run(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: environment, input: nil)
+    }
+
+    private static func run(executable: URL, _ arguments: [String], environment: [String: String], input: String?) async throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        process.environment = environment(extra)
+        process.environment = environment
         process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

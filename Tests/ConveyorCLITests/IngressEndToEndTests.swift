@@ -20,17 +20,11 @@ struct IngressEndToEndTests {
             await worker.waitFor("ingester started")
             await worker.waitFor("worker started")
 
-            let python = Process()
-            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            python.arguments = ["python3", TestDatabase.repositoryRoot.appendingPathComponent("examples/enqueue.py").path]
-            python.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new }
-            let output = Pipe()
-            python.standardOutput = output
-            try python.run()
-            python.waitUntilExit()
-            #expect(python.terminationStatus == 0)
-            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let id = try #require(UUID(uuidString: printed.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let python = try await ConveyorProcess.tool(
+                ["python3", TestDatabase.repositoryRoot.appendingPathComponent("examples/enqueue.py").path],
+                environment: ProcessInfo.processInfo.environment.merging(env) { _, new in new })
+            #expect(python.status == 0, "\(python.stderr)")
+            let id = try #require(UUID(uuidString: python.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
 
             await worker.waitFor("job_id=\(id.uuidString)")
             await worker.waitFor("job completed")
@@ -62,12 +56,11 @@ struct IngressEndToEndTests {
 
             // A producer that skips validation: redis-cli LPUSH of garbage.
             let ingress = env["CONVEYOR_REDIS_NAMESPACE"]! + ":ingress"
-            let cli = Process()
-            cli.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             let redis = try TestRedis.configuration()
-            cli.arguments = ["redis-cli", "-h", redis.host, "-p", String(redis.port), "LPUSH", ingress, #"{"v":1,"kind":"conveyor.noop","priority":99}"#]
-            try cli.run()
-            cli.waitUntilExit()
+            let cli = try await ConveyorProcess.tool(
+                ["redis-cli", "-h", redis.host, "-p", String(redis.port), "LPUSH", ingress, #"{"v":1,"kind":"conveyor.noop","priority":99}"#],
+                environment: ProcessInfo.processInfo.environment)
+            #expect(cli.status == 0)
 
             await worker.waitFor("envelope quarantined")
             worker.signal(SIGTERM)
