@@ -96,7 +96,8 @@ public enum Envelope {
             throw Rejection("tags must be an array of strings, got \(other.typeName)")
         }
         do {
-            try job.validate()
+            // args was just encoded from a decoded JSON object: do not parse it a second time.
+            try job.validate(argsKnownToBeObject: true)
         } catch {
             throw Rejection(error.description)
         }

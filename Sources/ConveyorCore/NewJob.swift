@@ -83,7 +83,10 @@ public struct NewJob: Sendable, Equatable {
     }
 
     /// Checks every field against the envelope rules, throwing the first violation.
-    public func validate() throws(ValidationError) {
+    ///
+    /// - Parameter argsKnownToBeObject: skip parsing `args` again when the caller built it from a JSON
+    ///   object itself (the envelope decoder does); its size is still checked.
+    public func validate(argsKnownToBeObject: Bool = false) throws(ValidationError) {
         guard Self.isValidKind(kind) else { throw .badKind(kind) }
         guard Self.isValidQueue(queue) else { throw .badQueue(queue) }
         guard (0...9).contains(priority) else { throw .priorityOutOfRange(priority) }
@@ -91,6 +94,7 @@ public struct NewJob: Sendable, Equatable {
         if let uniqueKey, uniqueKey.count > 255 { throw .uniqueKeyTooLong(uniqueKey.count) }
         let size = args.utf8.count
         guard size <= Self.maxArgsBytes else { throw .argsTooLarge(size) }
+        if argsKnownToBeObject { return }
         guard let object = try? JSONSerialization.jsonObject(with: Data(args.utf8)), object is [String: Any] else {
             throw .argsNotAnObject
         }

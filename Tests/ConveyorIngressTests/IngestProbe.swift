@@ -5,6 +5,7 @@ import Synchronization
 final class IngestProbe: Sendable {
     private struct State {
         var envelopes = 0
+        var duplicates = 0
         var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
     }
 
@@ -12,14 +13,18 @@ final class IngestProbe: Sendable {
 
     /// The observer to pass to the ingester.
     var observer: @Sendable (EnvelopeIngester.Batch) -> Void {
-        { [self] batch in self.record(batch.envelopes) }
+        { [self] batch in self.record(batch.envelopes, duplicates: batch.result.duplicates) }
     }
 
     var envelopes: Int { state.withLock { $0.envelopes } }
 
-    private func record(_ count: Int) {
+    /// Valid envelopes dropped as duplicates so far.
+    var duplicates: Int { state.withLock { $0.duplicates } }
+
+    private func record(_ count: Int, duplicates: Int) {
         let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.envelopes += count
+            state.duplicates += duplicates
             let total = state.envelopes
             let ready = state.waiters.filter { $0.0 <= total }.map(\.1)
             state.waiters.removeAll { $0.0 <= total }
@@ -40,3 +45,4 @@ final class IngestProbe: Sendable {
         }
     }
 }
+

@@ -3,6 +3,7 @@ import ConveyorIngress
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorTestSupport
+import PostgresNIO
 import ConveyorWorker
 import Foundation
 import ServiceLifecycle
@@ -28,4 +29,26 @@ enum IngesterHarness {
     }
 
     static func envelope(_ json: String) -> Data { Data(json.utf8) }
+}
+
+/// What every ingress test starts from: its own Redis namespace, a producer connection, a store.
+struct IngressFixture {
+    let keys = IngressKeys(namespace: TestRedis.namespace())
+    let redisConfiguration: RedisConfiguration
+    let redis: RedisConnection
+    let store: PostgresJobStore
+
+    init(client: PostgresClient) throws {
+        redisConfiguration = try TestRedis.configuration()
+        redis = RedisConnection(configuration: redisConfiguration)
+        store = PostgresJobStore(client: client)
+    }
+
+    func ingester(_ probe: IngestProbe) -> EnvelopeIngester {
+        IngesterHarness.ingester(keys: keys, redis: redisConfiguration, store: store, probe: probe)
+    }
+
+    func push(_ envelopes: [Data]) async throws {
+        try await IngesterHarness.push(envelopes, keys: keys, redis: redis)
+    }
 }

@@ -11,10 +11,8 @@ struct IngesterTests {
     @Test("valid envelopes become jobs in push order; malformed ones are quarantined with a reason")
     func flowAndQuarantine() async throws {
         try await TestDatabase.withFresh { client, _ in
-            let keys = IngressKeys(namespace: TestRedis.namespace())
-            let redisConfiguration = try TestRedis.configuration()
-            let redis = RedisConnection(configuration: redisConfiguration)
-            let store = PostgresJobStore(client: client)
+            let fixture = try IngressFixture(client: client)
+            let (keys, redisConfiguration, redis, store) = (fixture.keys, fixture.redisConfiguration, fixture.redis, fixture.store)
             let probe = IngestProbe()
             let bad: [(Data, String)] = [
                 (Data("not json".utf8), "not valid JSON"),
@@ -47,10 +45,8 @@ struct IngesterTests {
     @Test("the same id pushed twice is one job")
     func sameIDOnce() async throws {
         try await TestDatabase.withFresh { client, _ in
-            let keys = IngressKeys(namespace: TestRedis.namespace())
-            let redisConfiguration = try TestRedis.configuration()
-            let redis = RedisConnection(configuration: redisConfiguration)
-            let store = PostgresJobStore(client: client)
+            let fixture = try IngressFixture(client: client)
+            let (keys, redisConfiguration, redis, store) = (fixture.keys, fixture.redisConfiguration, fixture.redis, fixture.store)
             let probe = IngestProbe()
             let id = UUID().uuidString.lowercased()
             let envelope = IngesterHarness.envelope(#"{"v":1,"kind":"a","id":"\#(id)"}"#)
@@ -65,13 +61,28 @@ struct IngesterTests {
         }
     }
 
+    @Test("a unique key held by an unfinished job drops the second envelope, counted as a duplicate")
+    func uniqueKeyHonoured() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let fixture = try IngressFixture(client: client)
+            let probe = IngestProbe()
+            try await IngesterHarness.run([fixture.ingester(probe)]) {
+                try await fixture.push([
+                    IngesterHarness.envelope(#"{"v":1,"kind":"ml.retrain","unique_key":"retrain-ctr","tags":["first"]}"#),
+                    IngesterHarness.envelope(#"{"v":1,"kind":"ml.retrain","unique_key":"retrain-ctr","tags":["second"]}"#),
+                ])
+                await probe.waitFor(envelopes: 2)
+            }
+            #expect(try await fixture.store.jobs().map(\.tags) == [["first"]])
+            #expect(probe.duplicates == 1)
+        }
+    }
+
     @Test("a batch moved by an ingester that died before committing is ingested once by a survivor")
     func recoversDeadIngester() async throws {
         try await TestDatabase.withFresh { client, _ in
-            let keys = IngressKeys(namespace: TestRedis.namespace())
-            let redisConfiguration = try TestRedis.configuration()
-            let redis = RedisConnection(configuration: redisConfiguration)
-            let store = PostgresJobStore(client: client)
+            let fixture = try IngressFixture(client: client)
+            let (keys, redisConfiguration, redis, store) = (fixture.keys, fixture.redisConfiguration, fixture.redis, fixture.store)
             // The dead ingester: it moved a batch (no id in most envelopes, one malformed) and never committed.
             let dead = keys.batch(ingester: "dead", number: 7)
             let contents = (0..<20).map { IngesterHarness.envelope(#"{"v":1,"kind":"conveyor.noop","args":{"n":\#($0)}}"#) }
@@ -105,10 +116,8 @@ struct IngesterTests {
     @Test("a live ingester's processing list is left alone")
     func leavesLiveIngesters() async throws {
         try await TestDatabase.withFresh { client, _ in
-            let keys = IngressKeys(namespace: TestRedis.namespace())
-            let redisConfiguration = try TestRedis.configuration()
-            let redis = RedisConnection(configuration: redisConfiguration)
-            let store = PostgresJobStore(client: client)
+            let fixture = try IngressFixture(client: client)
+            let (keys, redisConfiguration, redis, store) = (fixture.keys, fixture.redisConfiguration, fixture.redis, fixture.store)
             let busy = keys.batch(ingester: "alive", number: 1)
             try await redis.send("SET", keys.heartbeat(ingester: "alive"), "alive", "EX", "60")
             _ = try await redis.pipeline([
