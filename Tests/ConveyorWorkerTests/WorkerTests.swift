@@ -120,8 +120,12 @@ struct WorkerTests {
             let probe = Probe()
             let bad = try await store.insert([NewJob(kind: ProbeJob.kind, args: #"{"mode": 7}"#)]).inserted[0]
             let unknown = try await store.insert([NewJob(kind: "nobody.handles")]).inserted[0]
-            let marker = try await store.insert([probeJob("complete", queue: "later")]).inserted[0]
-            let configuration = WorkerHarness.configuration(queues: [.init(name: "default", concurrency: 5), .init(name: "later", concurrency: 1)])
+            // Same queue, claimed in the same batch (priority orders it last): once it runs, the two
+            // jobs above were claimed with it, and shutdown lets them finish and writes their results.
+            var markerJob = probeJob("complete")
+            markerJob.priority = 9
+            let marker = try await store.insert([markerJob]).inserted[0]
+            let configuration = WorkerHarness.configuration(queues: [.init(name: "default", concurrency: 5)])
             try await WorkerHarness.run([WorkerHarness.worker(store: store, registry: registry(probe), configuration: configuration)]) { _ in
                 await probe.waitForRuns(1)
             }
