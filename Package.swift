@@ -81,6 +81,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Leader election and leader-run maintenance (rescue of expired leases, pruning).
+        .target(
+            name: "ConveyorMaintenance",
+            dependencies: [
+                "ConveyorCore",
+                "ConveyorPostgres",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         // Built-in kinds for operations and benchmarks (conveyor.noop, .sleep, .fail).
         .target(
             name: "ConveyorBuiltinKinds",
@@ -94,6 +106,7 @@ let package = Package(
                 "ConveyorCore",
                 "ConveyorPostgres",
                 "ConveyorWorker",
+                "ConveyorMaintenance",
                 "ConveyorBuiltinKinds",
                 "ConveyorRedis",
                 "ConveyorIngress",
@@ -131,6 +144,10 @@ let package = Package(
         .testTarget(
             name: "ConveyorWorkerTests",
             dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
+        ),
+        .testTarget(
+            name: "ConveyorMaintenanceTests",
+            dependencies: ["ConveyorMaintenance", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
         ),
         .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorTestSupport"]),

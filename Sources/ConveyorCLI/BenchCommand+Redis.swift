@@ -78,7 +78,7 @@ extension BenchCommand {
     ) async throws -> T {
         let configuration = Worker.Configuration(queues: QueueConfiguration(queues: [.init(name: queue, concurrency: concurrency)]))
         let worker = Worker(
-            configuration: configuration, store: store, registry: registry, listener: JobInsertListener(url: url, logger: logger),
+            configuration: configuration, store: store, registry: registry, listener: JobNotificationListener(url: url, logger: logger),
             logger: logger)
         let ingester = EnvelopeIngester(configuration: .init(keys: keys), redis: redis, store: store, logger: logger)
         return try await withRunningServices([worker, ingester], logger: logger) { _ in try await body() }

@@ -4,12 +4,12 @@ import ConveyorPostgres
 import Foundation
 import Logging
 
-/// `conveyor jobs list|show|retry|discard`.
+/// `conveyor jobs list|show|retry|discard|cancel`.
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
-        abstract: "Inspect jobs, retry dead ones, discard what should not run.",
-        subcommands: [List.self, Show.self, Retry.self, Discard.self])
+        abstract: "Inspect jobs, retry dead ones, cancel or discard what should not run.",
+        subcommands: [List.self, Show.self, Retry.self, Discard.self, Cancel.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List jobs, newest first.")
@@ -91,22 +91,48 @@ struct JobsCommand: AsyncParsableCommand {
             print("discarded \(ids.count) job\(ids.count == 1 ? "" : "s")")
         }
     }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel waiting jobs, and stop running ones (within a second) through task cancellation.",
+            discussion: """
+                Waiting jobs end `cancelled` at once. Running jobs are asked to stop: their worker is notified \
+                and cancels the handler's task; the job ends `cancelled` with the reason and who asked.
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var target: JobTargetOptions
+        @Option(help: "Every waiting or running job of this queue.") var queue: String?
+        @Option(help: "Recorded on each job (default: cancelled by operator).") var reason = "cancelled by operator"
+        @Option(help: "Who cancels, recorded on each job (env: USER; default: operator@HOST).") var by: String?
+
+        func run() async throws {
+            let target = try target.target(queue: queue)
+            let who = by ?? Settings.string(nil, env: "USER").map { "\($0)@\(ProcessInfo.processInfo.hostName)" } ?? "operator"
+            let result = try await database.withClient(logger: Logger(label: "conveyor.jobs")) { client in
+                try await PostgresJobStore(client: client).cancel(target, reason: reason, by: who)
+            }
+            print("cancelled \(result.cancelled.count) waiting job\(result.cancelled.count == 1 ? "" : "s"); asked \(result.requested.count) running job\(result.requested.count == 1 ? "" : "s") to stop")
+        }
+    }
 }
 
-/// Which jobs `retry` and `discard` act on: ids, `--kind`, or `--all`, exactly one.
+/// Which jobs `retry`, `discard` and `cancel` act on: ids, `--kind`, (`--queue`) or `--all`, exactly one.
 struct JobTargetOptions: ParsableArguments {
     @Argument(help: "Job ids.") var ids: [String] = []
     @Option(help: "Every eligible job of this kind.") var kind: String?
     @Flag(help: "Every eligible job.") var all = false
 
-    func target() throws -> JobTarget {
-        switch (ids.isEmpty, kind, all) {
-        case (false, nil, false): return .ids(try JobIDs.parse(ids))
-        case (true, let kind?, false): return .kind(kind)
-        case (true, nil, true): return .all
-        default:
-            throw CommandError.configuration(setting: "target", reason: "give job ids, --kind KIND or --all (exactly one)")
+    func target(queue: String? = nil) throws -> JobTarget {
+        let given = [!ids.isEmpty, kind != nil, all, queue != nil].filter { $0 }.count
+        guard given == 1 else {
+            let choices = queue == nil ? "job ids, --kind KIND or --all" : "job ids, --kind KIND, --queue NAME or --all"
+            throw CommandError.configuration(setting: "target", reason: "give \(choices) (exactly one)")
         }
+        if !ids.isEmpty { return .ids(try JobIDs.parse(ids)) }
+        if let kind { return .kind(kind) }
+        if let queue { return .queue(queue) }
+        return .all
     }
 }
 

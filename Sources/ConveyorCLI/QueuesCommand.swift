@@ -4,22 +4,74 @@ import ConveyorPostgres
 import Foundation
 import Logging
 
-/// `conveyor queues`: counts per queue and state, and how long the oldest due job has waited.
+/// `conveyor queues [stats]|pause|resume`.
 struct QueuesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "queues", abstract: "Job counts per queue and state, and the oldest waiting job's age.")
+        commandName: "queues", abstract: "Queue statistics; pause and resume queues.",
+        subcommands: [Stats.self, Pause.self, Resume.self], defaultSubcommand: Stats.self)
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop every worker claiming from a queue (within a second); running jobs finish, ingestion goes on.")
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue.") var name: String
+        @Option(help: "Who pauses, recorded (env: USER; default: operator@HOST).") var by: String?
+
+        func run() async throws {
+            try QueueName.check(name)
+            let who = by ?? Settings.string(nil, env: "USER").map { "\($0)@\(ProcessInfo.processInfo.hostName)" } ?? "operator"
+            let changed = try await database.withClient(logger: Logger(label: "conveyor.queues")) { client in
+                try await PostgresJobStore(client: client).pause(queue: name, by: who)
+            }
+            print(changed ? "paused \(name)" : "\(name) was already paused")
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let workers claim from a paused queue again (at once).")
+
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue.") var name: String
+
+        func run() async throws {
+            try QueueName.check(name)
+            let changed = try await database.withClient(logger: Logger(label: "conveyor.queues")) { client in
+                try await PostgresJobStore(client: client).resume(queue: name)
+            }
+            print(changed ? "resumed \(name)" : "\(name) was not paused")
+        }
+    }
+}
+
+enum QueueName {
+    static func check(_ name: String) throws {
+        guard NewJob.isValidQueue(name) else {
+            throw CommandError.configuration(setting: "queue", reason: "\(name.debugDescription) is not a queue name ([a-z0-9_-]{1,64})")
+        }
+    }
+}
+
+extension QueuesCommand {
+  struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Job counts per queue and state, the oldest waiting job's age, and pauses (the default).")
 
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Print JSON lines, one queue per line.") var json = false
 
     func run() async throws {
-        let stats = try await database.withClient(logger: Logger(label: "conveyor.queues")) { client in
-            try await PostgresJobStore(client: client).queueStatistics()
+        let (stats, pauses) = try await database.withClient(logger: Logger(label: "conveyor.queues")) { client in
+            let store = PostgresJobStore(client: client)
+            return (try await store.queueStatistics(), try await store.pausedQueues())
         }
-        let queues = Dictionary(grouping: stats, by: \.queue).sorted { $0.key < $1.key }
+        let paused = Dictionary(uniqueKeysWithValues: pauses.map { ($0.queue, $0) })
+        var queues = Dictionary(grouping: stats, by: \.queue)
+        for pause in pauses where queues[pause.queue] == nil { queues[pause.queue] = [] }
+        let sorted = queues.sorted { $0.key < $1.key }
         if json {
-            for (queue, rows) in queues {
-                var object: [String: Any] = ["queue": queue]
+            for (queue, rows) in sorted {
+                var object: [String: Any] = ["queue": queue, "paused": paused[queue] != nil]
                 for state in JobState.allCases { object[state.rawValue] = rows.first { $0.state == state }?.count ?? 0 }
                 object["oldest_wait_seconds"] = rows.first { $0.state == .available }?.oldestWaitSeconds ?? 0
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -27,12 +79,14 @@ struct QueuesCommand: AsyncParsableCommand {
             }
             return
         }
-        var table = [["QUEUE"] + JobState.allCases.map { $0.rawValue.uppercased() } + ["OLDEST WAIT"]]
-        for (queue, rows) in queues {
+        var table = [["QUEUE"] + JobState.allCases.map { $0.rawValue.uppercased() } + ["OLDEST WAIT", "PAUSED"]]
+        for (queue, rows) in sorted {
             let counts = JobState.allCases.map { state in String(rows.first { $0.state == state }?.count ?? 0) }
             let wait = rows.first { $0.state == .available }?.oldestWaitSeconds.map { String(format: "%.1fs", $0) } ?? "-"
-            table.append([queue] + counts + [wait])
+            let pause = paused[queue].map { "since \(RFC3339.format($0.pausedAt)) by \($0.pausedBy)" } ?? "-"
+            table.append([queue] + counts + [wait, pause])
         }
-        print(queues.isEmpty ? "no jobs" : TextTable.render(table))
+        print(sorted.isEmpty ? "no jobs" : TextTable.render(table))
     }
+  }
 }

@@ -48,4 +48,25 @@ enum Settings {
         }
         return .milliseconds(Int64(seconds * 1000))
     }
+
+    /// A duration written as seconds or with a unit (`90`, `90s`, `15m`, `24h`, `30d`), or `off`/`never`
+    /// for none (`nil`).
+    static func duration(_ flag: String?, env: String, flagName: String, default value: Duration?) throws -> Duration? {
+        guard let text = flag ?? environment[env].flatMap({ $0.isEmpty ? nil : $0 }) else { return value }
+        let setting = flag != nil ? flagName : env
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if trimmed == "off" || trimmed == "never" { return nil }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var number = Substring(trimmed)
+        var unit = 1.0
+        if let last = number.last, let factor = units[last] {
+            unit = factor
+            number = number.dropLast()
+        }
+        guard let amount = Double(number), amount > 0, amount.isFinite else {
+            throw CommandError.configuration(
+                setting: setting, reason: "\(text.debugDescription) is not a duration (e.g. 90s, 15m, 24h, 30d, or off)")
+        }
+        return .milliseconds(Int64(amount * unit * 1000))
+    }
 }

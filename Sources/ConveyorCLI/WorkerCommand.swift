@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConveyorCore
 import ConveyorIngress
+import ConveyorMaintenance
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorWorker
@@ -35,11 +36,21 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("poll-interval"), help: "Seconds between looks for due jobs when idle (env: CONVEYOR_POLL_INTERVAL; default 1).")
     var pollInterval: Double?
 
+    @Option(help: "Seconds a claimed job stays held without a heartbeat; renewed every third of it (env: CONVEYOR_LEASE; default 30).")
+    var lease: Double?
+
+    @Option(name: .customLong("retention-completed"), help: "How long completed and cancelled jobs are kept, e.g. 24h, 7d, off (env: CONVEYOR_RETENTION_COMPLETED; default 24h).")
+    var retentionCompleted: String?
+
+    @Option(name: .customLong("retention-dead"), help: "How long dead jobs are kept, e.g. 30d, off (env: CONVEYOR_RETENTION_DEAD; default 30d).")
+    var retentionDead: String?
+
     @Option(name: .customLong("worker-id"), help: "Name recorded on claimed jobs (env: CONVEYOR_WORKER_ID; default host-pid-random).")
     var workerID: String?
 
     func run() async throws {
         let configuration = try workerConfiguration()
+        let maintenanceConfiguration = try maintenance(holder: configuration.workerID)
         let url = try database.url()
         let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
@@ -51,8 +62,10 @@ struct WorkerCommand: AsyncParsableCommand {
             let store = PostgresJobStore(client: client)
             let worker = Worker(
                 configuration: configuration, store: store, registry: registry,
-                listener: JobInsertListener(url: url, logger: logger), logger: logger)
-            var services: [any Service] = [worker]
+                listener: JobNotificationListener(url: url, logger: logger), logger: logger)
+            // Every worker takes part in the leader election; the leader rescues expired leases and prunes.
+            let maintenance = Maintenance(configuration: maintenanceConfiguration, store: store)
+            var services: [any Service] = [maintenance, worker]
             if let redisConfiguration {
                 for _ in 0..<ingesterCount {
                     services.append(
@@ -61,7 +74,8 @@ struct WorkerCommand: AsyncParsableCommand {
                             logger: Logger(label: "conveyor.ingest")))
                 }
             }
-            // The group stops services in reverse order: ingesters first, then the worker drains.
+            // The group stops services in reverse order: ingesters first, then the worker drains, then
+            // maintenance resigns its leadership.
             try await ServiceRunner.run(services, logger: logger)
         }
     }
@@ -83,6 +97,18 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.pollInterval = try Settings.seconds(
             pollInterval, env: "CONVEYOR_POLL_INTERVAL", flagName: "--poll-interval", default: 1, range: 0.01...3600)
         if let id = Settings.string(workerID, env: "CONVEYOR_WORKER_ID") { configuration.workerID = id }
+        configuration.lease = try Settings.seconds(lease, env: "CONVEYOR_LEASE", flagName: "--lease", default: 30, range: 1...86_400)
+        configuration.heartbeatInterval = configuration.lease / 3
         return configuration
+    }
+
+    /// The leader-run maintenance settings.
+    func maintenance(holder: String) throws -> Maintenance.Configuration {
+        Maintenance.Configuration(
+            election: LeaderElection.Configuration(holder: holder),
+            finishedRetention: try Settings.duration(
+                retentionCompleted, env: "CONVEYOR_RETENTION_COMPLETED", flagName: "--retention-completed", default: .seconds(86_400)),
+            deadRetention: try Settings.duration(
+                retentionDead, env: "CONVEYOR_RETENTION_DEAD", flagName: "--retention-dead", default: .seconds(30 * 86_400)))
     }
 }

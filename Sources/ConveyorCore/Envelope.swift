@@ -69,6 +69,11 @@ public enum Envelope {
         case nil, .null?:
             job.args = "{}"
         case .object(let args)?:
+            // PostgreSQL's jsonb rejects U+0000 and very deep nesting; reject them here, with a reason,
+            // instead of failing the whole batch's insert.
+            if let problem = JSONValue.object(args).storageProblem(maxDepth: NewJob.maxArgsDepth) {
+                throw Rejection(problem.description)
+            }
             let data = try JSONEncoder().encode(JSONValue.object(args))
             job.args = String(decoding: data, as: UTF8.self)
         case let other?:

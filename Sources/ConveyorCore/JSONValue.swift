@@ -54,3 +54,29 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 }
+
+extension JSONValue {
+    /// What keeps this value from being stored as PostgreSQL `jsonb`: a U+0000 in a string or key, or
+    /// nesting deeper than `maxDepth`; `nil` when it can be stored.
+    public func storageProblem(maxDepth: Int) -> NewJob.ValidationError? {
+        var stack: [(JSONValue, Int)] = [(self, 1)]
+        while let (value, depth) = stack.popLast() {
+            switch value {
+            case .string(let text):
+                if text.utf8.contains(0) { return .nulCharacter(field: "args") }
+            case .array(let items):
+                guard depth <= maxDepth else { return .argsTooDeep }
+                for item in items { stack.append((item, depth + 1)) }
+            case .object(let fields):
+                guard depth <= maxDepth else { return .argsTooDeep }
+                for (key, item) in fields {
+                    if key.utf8.contains(0) { return .nulCharacter(field: "args") }
+                    stack.append((item, depth + 1))
+                }
+            case .null, .bool, .integer, .number:
+                break
+            }
+        }
+        return nil
+    }
+}

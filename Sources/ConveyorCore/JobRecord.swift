@@ -38,16 +38,26 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
     public var finishedAt: Date?
     /// The worker holding the job while it is `running`.
     public var lockedBy: String?
-    /// Why the job was cancelled, if it was.
+    /// Why the job was cancelled (or asked to stop), if it was.
     public var cancelReason: String?
+    /// Who cancelled it (or asked it to stop), if someone did.
+    public var cancelledBy: String?
+    /// When a stop was asked for while it was running, if it was.
+    public var cancelRequestedAt: Date?
+    /// Until when the worker running it holds its lease.
+    public var leaseExpiresAt: Date?
 
     /// Creates a record (used by the store when decoding rows).
     public init(
         id: UUID, seq: Int, state: JobState, queue: String, kind: String, args: String, priority: Int,
         attempt: Int, maxAttempts: Int, runAt: Date, uniqueKey: String?, tags: [String],
         errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
-        finishedAt: Date?, lockedBy: String?, cancelReason: String?
+        finishedAt: Date?, lockedBy: String?, cancelReason: String?, cancelledBy: String? = nil,
+        cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil
     ) {
+        self.cancelledBy = cancelledBy
+        self.cancelRequestedAt = cancelRequestedAt
+        self.leaseExpiresAt = leaseExpiresAt
         self.id = id
         self.seq = seq
         self.state = state

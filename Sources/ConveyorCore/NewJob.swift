@@ -27,6 +27,9 @@ public struct NewJob: Sendable, Equatable {
 
     /// The largest accepted `args` text, in bytes: 1 MiB.
     public static let maxArgsBytes = 1 << 20
+    /// The deepest nesting of objects and arrays accepted in `args` (PostgreSQL's jsonb parser has a
+    /// stack limit; the platform's payloads are a few levels deep).
+    public static let maxArgsDepth = 64
 
     /// Creates a job description; only `kind` is required.
     public init(
@@ -66,6 +69,10 @@ public struct NewJob: Sendable, Equatable {
         case uniqueKeyTooLong(Int)
         case argsNotAnObject
         case argsTooLarge(Int)
+        /// PostgreSQL text and jsonb cannot hold U+0000.
+        case nulCharacter(field: String)
+        /// Nested deeper than ``NewJob/maxArgsDepth``.
+        case argsTooDeep
 
         public var description: String {
             switch self {
@@ -78,6 +85,8 @@ public struct NewJob: Sendable, Equatable {
             case .uniqueKeyTooLong(let count): "unique_key has \(count) characters, at most 255 allowed"
             case .argsNotAnObject: "args must be a JSON object"
             case .argsTooLarge(let bytes): "args is \(bytes) bytes, at most \(NewJob.maxArgsBytes) allowed"
+            case .nulCharacter(let field): "\(field) contains a NUL character (U+0000), which PostgreSQL cannot store"
+            case .argsTooDeep: "args is nested deeper than \(NewJob.maxArgsDepth) levels"
             }
         }
     }
@@ -92,12 +101,15 @@ public struct NewJob: Sendable, Equatable {
         guard (0...9).contains(priority) else { throw .priorityOutOfRange(priority) }
         if let maxAttempts, !(1...1000).contains(maxAttempts) { throw .maxAttemptsOutOfRange(maxAttempts) }
         if let uniqueKey, uniqueKey.count > 255 { throw .uniqueKeyTooLong(uniqueKey.count) }
+        if let uniqueKey, uniqueKey.utf8.contains(0) { throw .nulCharacter(field: "unique_key") }
+        if tags.contains(where: { $0.utf8.contains(0) }) { throw .nulCharacter(field: "tags") }
         let size = args.utf8.count
         guard size <= Self.maxArgsBytes else { throw .argsTooLarge(size) }
         if argsKnownToBeObject { return }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(args.utf8)), object is [String: Any] else {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(args.utf8)), case .object = value else {
             throw .argsNotAnObject
         }
+        if let problem = value.storageProblem(maxDepth: Self.maxArgsDepth) { throw problem }
     }
 
     /// Whether `kind` matches `[a-z0-9_.-]{1,100}`.

@@ -151,12 +151,14 @@ public struct EnvelopeIngester: Service {
     func ingest(batch: String, items: [Data]) async throws {
         let started = ContinuousClock.now
         var jobs: [NewJob] = []
+        var sources: [(derived: UUID, item: Data)] = []
         var rejected: [Rejection] = []
         for (index, item) in items.enumerated() {
             let derived = DerivedID.make(batch: batch, index: index)
             switch Envelope.decode(item, defaultID: derived) {
             case .success(let job):
                 jobs.append(job)
+                sources.append((derived, item))
             case .failure(let rejection):
                 rejected.append(Rejection(id: derived, payload: item, reason: rejection.reason, source: batch))
                 Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", rejection.code)]).increment()
@@ -165,10 +167,12 @@ public struct EnvelopeIngester: Service {
         }
         var delay = Duration.milliseconds(100)
         var tries = 0
+        var isolated = 0
         while true {
             tries += 1
             do {
-                let result = try await store.ingest(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts)
+                var result = try await store.ingest(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts)
+                result.inserted += isolated
                 Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "ingested")]).increment(by: result.inserted)
                 Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "duplicate")]).increment(by: result.duplicates)
                 Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "rejected")]).increment(by: rejected.count)
@@ -180,6 +184,21 @@ public struct EnvelopeIngester: Service {
                 logger.debug("batch ingested", metadata: ["batch": "\(batch)", "inserted": "\(result.inserted)", "rejected": "\(rejected.count)"])
                 onBatch(Batch(key: batch, envelopes: items.count, result: result))
                 return
+            } catch ConveyorStoreError.invalidData(let message) where !jobs.isEmpty {
+                // PostgreSQL refused a value validation let through: find the envelopes it refuses and
+                // quarantine them, so one bad envelope cannot stall the pipeline.
+                logger.warning("the database refused a value in an ingest batch; isolating it", metadata: ["error": "\(message)", "batch": "\(batch)"])
+                for (job, source) in zip(jobs, sources) {
+                    do {
+                        isolated += try await store.ingest(jobs: [job], rejected: [], maxAttempts: maxAttempts).inserted
+                    } catch ConveyorStoreError.invalidData(let reason) {
+                        rejected.append(Rejection(id: source.derived, payload: source.item, reason: "refused by the database: \(reason)", source: batch))
+                        Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", "database")]).increment()
+                    }
+                }
+                // The accepted ones are committed; what is left is writing the quarantine.
+                jobs = []
+                sources = []
             } catch {
                 if Task.isCancelled || (Task.isShuttingDownGracefully && tries >= 3) { throw error }
                 logger.warning("writing an ingest batch failed; it stays in Redis, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])

@@ -8,13 +8,27 @@ public enum ConveyorStoreError: Error, Sendable, CustomStringConvertible {
     case database(String)
     /// A migration file could not be read or applied.
     case migration(String)
+    /// PostgreSQL refused a value (SQLSTATE class 22, data exception, or 54, program limit): retrying
+    /// the same statement cannot succeed.
+    case invalidData(String)
 
     public var description: String {
         switch self {
         case .corruptRow(let message): "unreadable job row: \(message)"
         case .database(let message): "database error: \(message)"
         case .migration(let message): "migration failed: \(message)"
+        case .invalidData(let message): "database refused a value: \(message)"
         }
+    }
+
+    /// The error to throw for a PostgresNIO error.
+    static func wrap(_ error: any Error) -> ConveyorStoreError {
+        if let error = error as? PSQLError, let state = error.serverInfo?[.sqlState],
+            state.hasPrefix("22") || state.hasPrefix("54")
+        {
+            return .invalidData(describe(error))
+        }
+        return .database(describe(error))
     }
 
     /// Describes a PostgresNIO error for operators: server message and SQLSTATE, or the client-side code.

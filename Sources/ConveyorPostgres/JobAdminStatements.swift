@@ -48,7 +48,9 @@ enum JobRetry {
                 run_at = coalesce(\(now)::timestamptz, now()),
                 max_attempts = greatest(j.max_attempts, j.attempt + 1),
                 finished_at = NULL,
-                cancel_reason = NULL
+                cancel_reason = NULL,
+                cancel_requested_at = NULL,
+                cancelled_by = NULL
             WHERE (j.unique_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM conveyor_jobs o
                     WHERE o.unique_key = j.unique_key AND o.id <> j.id
@@ -59,6 +61,8 @@ enum JobRetry {
             query.append(" AND j.state IN (\(JobState.dead.sql), \(JobState.cancelled.sql)) AND j.id = ANY($\(query.binds.count + 1)::uuid[])", ids)
         case .kind(let kind):
             query.append(" AND j.state = \(JobState.dead.sql) AND j.kind = $\(query.binds.count + 1)", kind)
+        case .queue(let queue):
+            query.append(" AND j.state = \(JobState.dead.sql) AND j.queue = $\(query.binds.count + 1)", queue)
         case .all:
             query.sql += " AND j.state = \(JobState.dead.sql)"
         }
@@ -82,6 +86,8 @@ enum JobDiscard {
             query.append(" AND j.id = ANY($\(query.binds.count + 1)::uuid[])", ids)
         case .kind(let kind):
             query.append(" AND j.kind = $\(query.binds.count + 1)", kind)
+        case .queue(let queue):
+            query.append(" AND j.queue = $\(query.binds.count + 1)", queue)
         case .all:
             break
         }
@@ -106,7 +112,7 @@ enum QueueStatistics {
 }
 
 extension PostgresQuery {
-    fileprivate mutating func append(_ sql: String, _ values: any PostgresDynamicTypeEncodable...) {
+    mutating func append(_ sql: String, _ values: any PostgresDynamicTypeEncodable...) {
         self.sql += sql
         for value in values {
             self.binds.append(value)

@@ -4,6 +4,7 @@ import PostgresNIO
 
 /// `JobClaimBatch`: takes up to `limit` due jobs of a queue in priority, `run_at`, insertion order,
 /// skipping rows other workers hold, marks them `running`, counts the attempt and sets the lease.
+/// A paused queue yields nothing.
 enum JobClaimBatch {
     static func query(queue: String, limit: Int, worker: String, lease: Duration, now: Date?) -> PostgresQuery {
         return """
@@ -12,6 +13,7 @@ enum JobClaimBatch {
                 WHERE state = \(unescaped: JobState.available.sql)
                   AND queue = \(queue)
                   AND run_at <= coalesce(\(now)::timestamptz, now())
+                  AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = \(queue))
                 ORDER BY priority, run_at, seq
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED

@@ -29,6 +29,8 @@ public enum JobTarget: Sendable, Equatable {
     case ids([UUID])
     /// Every eligible job of this kind.
     case kind(String)
+    /// Every eligible job of this queue.
+    case queue(String)
     /// Every eligible job.
     case all
 }

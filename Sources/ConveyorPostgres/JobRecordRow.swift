@@ -7,7 +7,7 @@ enum JobRecordRow {
     static let columns = """
         id, seq, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
         unique_key, tags, errors::text AS errors, inserted_at, enqueued_at, attempted_at, finished_at,
-        locked_by, cancel_reason
+        locked_by, cancel_reason, cancelled_by, cancel_requested_at, lease_expires_at
         """
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
@@ -42,7 +42,10 @@ enum JobRecordRow {
                     attemptedAt: try r["attempted_at"].decode(Date?.self),
                     finishedAt: try r["finished_at"].decode(Date?.self),
                     lockedBy: try r["locked_by"].decode(String?.self),
-                    cancelReason: try r["cancel_reason"].decode(String?.self)))
+                    cancelReason: try r["cancel_reason"].decode(String?.self),
+                    cancelledBy: try r["cancelled_by"].decode(String?.self),
+                    cancelRequestedAt: try r["cancel_requested_at"].decode(Date?.self),
+                    leaseExpiresAt: try r["lease_expires_at"].decode(Date?.self)))
         }
         return records
     }

@@ -4,6 +4,7 @@ import PostgresNIO
 
 /// `JobResolveMany`: writes every other resolution (retry, dead, snooze, cancel, release) in one
 /// statement, appending failures to the error history; guarded by state and attempt like completion.
+/// A job whose cancellation was requested while it ran is not requeued: it ends `cancelled`.
 enum JobResolveMany {
     static func query(_ results: [(id: UUID, attempt: Int, resolution: JobResolution)], now: Date?) -> PostgresQuery {
         var ids: [UUID] = [], attempts: [Int] = [], states: [String] = [], requeue: [Bool] = []
@@ -40,19 +41,21 @@ enum JobResolveMany {
         }
         return """
             UPDATE conveyor_jobs AS j
-            SET state = r.state::conveyor_job_state,
+            SET state = CASE WHEN r.requeue AND j.cancel_requested_at IS NOT NULL
+                    THEN \(unescaped: JobState.cancelled.sql) ELSE r.state::conveyor_job_state END,
                 attempt = j.attempt - r.refund,
-                run_at = CASE WHEN r.requeue
+                run_at = CASE WHEN r.requeue AND j.cancel_requested_at IS NULL
                     THEN coalesce(\(now)::timestamptz, now()) + make_interval(secs => r.delay)
                     ELSE j.run_at END,
-                finished_at = CASE WHEN r.requeue THEN NULL ELSE coalesce(\(now)::timestamptz, now()) END,
+                finished_at = CASE WHEN r.requeue AND j.cancel_requested_at IS NULL
+                    THEN NULL ELSE coalesce(\(now)::timestamptz, now()) END,
                 errors = CASE WHEN r.error_kind = '' THEN j.errors
                     ELSE j.errors || jsonb_build_array(jsonb_build_object(
                         'attempt', j.attempt,
                         'at', extract(epoch FROM coalesce(\(now)::timestamptz, now())),
                         'message', r.message,
                         'kind', r.error_kind)) END,
-                cancel_reason = NULLIF(r.reason, ''),
+                cancel_reason = coalesce(NULLIF(r.reason, ''), j.cancel_reason),
                 locked_by = NULL,
                 lease_expires_at = NULL
             FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[], \(states)::text[], \(requeue)::bool[],

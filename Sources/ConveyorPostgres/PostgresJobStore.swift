@@ -117,7 +117,7 @@ public struct PostgresJobStore: Sendable {
         }
     }
 
-    private func ids(_ query: PostgresQuery) async throws -> [UUID] {
+    func ids(_ query: PostgresQuery) async throws -> [UUID] {
         try await perform {
             var ids: [UUID] = []
             for try await id in try await client.query(query, logger: logger).decode(UUID.self) { ids.append(id) }
@@ -130,10 +130,10 @@ public struct PostgresJobStore: Sendable {
         do {
             return try await body()
         } catch let error as PSQLError {
-            throw ConveyorStoreError.database(ConveyorStoreError.describe(error))
+            throw ConveyorStoreError.wrap(error)
         } catch let error as PostgresTransactionError {
             let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
-            throw ConveyorStoreError.database(cause.map(ConveyorStoreError.describe) ?? "transaction failed")
+            throw cause.map(ConveyorStoreError.wrap) ?? ConveyorStoreError.database("transaction failed")
         }
     }
 }

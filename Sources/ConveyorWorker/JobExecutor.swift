@@ -8,9 +8,36 @@ struct JobExecutor: Sendable {
     let random: any RandomSource
     let logger: Logger
 
-    private enum Race: Sendable {
+    enum Race: Sendable {
         case finished(AttemptResult)
         case stopped(StopReason)
+    }
+
+    /// Runs `handler` until it returns or `stop` fires, whichever comes first.
+    ///
+    /// The handler runs in a task of its own that is cancelled when the stop wins, but not awaited:
+    /// a handler that ignores cancellation must not hold the worker (a timeout, a cancellation, or a
+    /// shutdown's grace period would mean nothing). Such a handler is abandoned and logged; its result,
+    /// if it ever comes, is discarded. This is the one unstructured task in the worker, on purpose.
+    static func race(stop: StopChannel, handler: @escaping @Sendable () async -> AttemptResult) async -> Race {
+        let finish = RaceResult()
+        let handlerTask = Task {
+            finish.set(.finished(await handler()))
+        }
+        return await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    if let reason = await stop.wait() { finish.set(.stopped(reason)) }
+                }
+                let winner = await finish.wait()
+                group.cancelAll()
+                if case .stopped = winner { handlerTask.cancel() }
+                return winner
+            }
+        } onCancel: {
+            finish.set(.stopped(.shutdown))
+            handlerTask.cancel()
+        }
     }
 
     /// The kind's timeout, or the default for kinds without a handler.
@@ -39,34 +66,25 @@ struct JobExecutor: Sendable {
             logger: logger)
         logger.debug("job started")
         let started = ContinuousClock.now
-        let race = await withTaskGroup(of: Race?.self) { group -> Race in
-            group.addTask {
-                do {
-                    return .finished(.outcome(try await entry.run(job.args, context)))
-                } catch let error as HandlerRegistry.ArgumentsError {
-                    return .finished(.failed(message: error.description, kind: .badArgs))
-                } catch {
-                    return .finished(AttemptResult(error: error))
-                }
+        let race = await Self.race(stop: stop) {
+            do {
+                return .outcome(try await entry.run(job.args, context))
+            } catch let error as HandlerRegistry.ArgumentsError {
+                return .failed(message: error.description, kind: .badArgs)
+            } catch {
+                return AttemptResult(error: error)
             }
-            group.addTask {
-                await stop.wait().map(Race.stopped)
-            }
-            var winner: Race = .finished(.failed(message: "attempt ended without a result", kind: .error))
-            while let next = await group.next() {
-                if let next {
-                    winner = next
-                    break
-                }
-            }
-            group.cancelAll()
-            return winner
         }
         let result: AttemptResult
         switch race {
         case .finished(let finished): result = finished
         case .stopped(.timeout(let limit)): result = .failed(message: "timed out after \(limit)", kind: .timeout)
         case .stopped(.shutdown): result = .interrupted
+        case .stopped(.cancelled(let reason)): result = .outcome(.cancel(reason: reason))
+        case .stopped(.leaseLost):
+            // Another worker may already run it again; whatever is written now is fenced off by attempt.
+            logger.warning("job stopped: its lease was lost (rescued, or not renewed in time)")
+            result = .interrupted
         }
         let resolution = JobResolution.resolve(
             result, attempt: job.attempt, maxAttempts: job.maxAttempts, policy: entry.options.retry, random: random)

@@ -34,9 +34,8 @@ struct QueueProducer: Sendable {
         var graceArmed = false
     }
 
-    func run(stop: StopSignal, inbox: ProducerInbox) async {
+    func run(stop: StopSignal, inbox: ProducerInbox, running: RunningJobs) async {
         stop.register { inbox.wake() }
-        let running = RunningJobs()
         let graceExpired = OneShotFlag()
         var logger = logger
         logger[metadataKey: "queue"] = "\(queue.name)"
@@ -49,7 +48,7 @@ struct QueueProducer: Sendable {
                         inbox.deliver(.poll)
                     }
                 }
-                // One watchdog per queue enforces every running job's timeout (one timer, not one per job).
+                // One watchdog per queue enforces every running job's timeout and lease (one timer, not one per job).
                 helpers.addTask {
                     while !Task.isCancelled {
                         running.stopOverdue()
@@ -64,7 +63,7 @@ struct QueueProducer: Sendable {
                         inbox.wakeReceived()
                     case .poll:
                         state.drained = false
-                    case .claimed(let claimed, let requested):
+                    case .claimed(let claimed, let requested, let sent):
                         state.claimsInFlight -= 1
                         state.reserved -= requested
                         state.backoff = .milliseconds(100)
@@ -76,7 +75,8 @@ struct QueueProducer: Sendable {
                                 completer.record(job, .release)
                                 continue
                             }
-                            let stop = running.start(job.id, timeout: executor.timeout(for: job.kind))
+                            let stop = running.start(
+                                job, timeout: executor.timeout(for: job.kind), leaseDeadline: sent + settings.lease)
                             jobs.addTask {
                                 let resolution = await executor.execute(job, stop: stop)
                                 completer.record(job, resolution)
@@ -136,9 +136,10 @@ struct QueueProducer: Sendable {
                     state.reserved += free
                     helpers.addTask {
                         do {
+                            let sent = ContinuousClock.now
                             let claimed = try await store.claim(
                                 queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
-                            inbox.deliver(.claimed(claimed, requested: free))
+                            inbox.deliver(.claimed(claimed, requested: free, sent: sent))
                         } catch {
                             inbox.deliver(.claimFailed(requested: free, error: "\(error)"))
                         }

@@ -1,3 +1,4 @@
+import ConveyorCore
 import Foundation
 import Synchronization
 
@@ -7,6 +8,11 @@ enum StopReason: Sendable, Equatable {
     case shutdown
     /// The job ran past its kind's timeout: recorded as a timeout failure.
     case timeout(Duration)
+    /// Someone asked for the job to be cancelled (`conveyor jobs cancel`): it ends `cancelled`.
+    case cancelled(String)
+    /// The job is no longer held by this worker (rescued after its lease lapsed, or the lease could
+    /// not be renewed in time): its result would be fenced off, so it stops.
+    case leaseLost
 }
 
 /// A one-shot channel that tells a running job's executor to stop, and why.
@@ -53,12 +59,15 @@ final class StopChannel: Sendable {
     }
 }
 
-/// The jobs a producer is running, each with its stop channel and timeout deadline.
+/// The jobs a producer is running, each with its stop channel, timeout deadline and lease deadline.
 final class RunningJobs: Sendable {
     private struct Entry {
+        var attempt: Int
         var channel: StopChannel
         var deadline: ContinuousClock.Instant
         var timeout: Duration
+        /// When the lease is known to lapse, by this process's clock (renewed by heartbeats).
+        var leaseDeadline: ContinuousClock.Instant
     }
 
     private let jobs = Mutex<[UUID: Entry]>([:])
@@ -66,11 +75,13 @@ final class RunningJobs: Sendable {
     /// How many jobs are running.
     var count: Int { jobs.withLock { $0.count } }
 
-    /// Records a started job that may run for `timeout`; returns its stop channel.
-    func start(_ id: UUID, timeout: Duration) -> StopChannel {
+    /// Records a started job that may run for `timeout` and whose lease lapses at `leaseDeadline`;
+    /// returns its stop channel.
+    func start(_ job: ClaimedJob, timeout: Duration, leaseDeadline: ContinuousClock.Instant) -> StopChannel {
         let channel = StopChannel()
-        let entry = Entry(channel: channel, deadline: .now + timeout, timeout: timeout)
-        jobs.withLock { $0[id] = entry }
+        let entry = Entry(
+            attempt: job.attempt, channel: channel, deadline: .now + timeout, timeout: timeout, leaseDeadline: leaseDeadline)
+        jobs.withLock { $0[job.id] = entry }
         return channel
     }
 
@@ -79,28 +90,80 @@ final class RunningJobs: Sendable {
         _ = jobs.withLock { $0.removeValue(forKey: id) }
     }
 
+    /// The running jobs and the attempts they hold (what a heartbeat extends).
+    func held() -> [(id: UUID, attempt: Int)] {
+        jobs.withLock { $0.map { (id: $0.key, attempt: $0.value.attempt) } }
+    }
+
+    /// Records a heartbeat sent at `sent`: the leases of `extended` now last until `sent + lease`.
+    func renewed(_ extended: Set<UUID>, until deadline: ContinuousClock.Instant) {
+        jobs.withLock { jobs in
+            for id in extended { jobs[id]?.leaseDeadline = deadline }
+        }
+    }
+
+    /// Asks one job to stop for `reason` (no-op if it is not running here, or not at `attempt`).
+    func stop(_ id: UUID, attempt: Int? = nil, _ reason: StopReason) {
+        let channel = jobs.withLock { jobs -> StopChannel? in
+            guard let entry = jobs[id], attempt == nil || entry.attempt == attempt else { return nil }
+            return entry.channel
+        }
+        channel?.stop(reason)
+    }
+
     /// Asks every running job to stop for `reason`.
     func stopAll(_ reason: StopReason) {
         let channels = jobs.withLock { $0.values.map(\.channel) }
         for channel in channels { channel.stop(reason) }
     }
 
-    /// Stops the jobs whose deadline passed; returns the earliest deadline still ahead, if any.
-    @discardableResult
-    func stopOverdue(now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant? {
-        let (overdue, next) = jobs.withLock { jobs -> ([(StopChannel, Duration)], ContinuousClock.Instant?) in
-            var overdue: [(StopChannel, Duration)] = []
-            var next: ContinuousClock.Instant?
+    /// Stops the jobs past their timeout, and those whose lease lapsed (a worker cut off from the
+    /// database must not keep running jobs that another worker may run again).
+    func stopOverdue(now: ContinuousClock.Instant = .now) {
+        let overdue = jobs.withLock { jobs -> [(StopChannel, StopReason)] in
+            var overdue: [(StopChannel, StopReason)] = []
             for entry in jobs.values {
                 if entry.deadline <= now {
-                    overdue.append((entry.channel, entry.timeout))
-                } else if next.map({ entry.deadline < $0 }) ?? true {
-                    next = entry.deadline
+                    overdue.append((entry.channel, .timeout(entry.timeout)))
+                } else if entry.leaseDeadline <= now {
+                    overdue.append((entry.channel, .leaseLost))
                 }
             }
-            return (overdue, next)
+            return overdue
         }
-        for (channel, timeout) in overdue { channel.stop(.timeout(timeout)) }
-        return next
+        for (channel, reason) in overdue { channel.stop(reason) }
+    }
+}
+
+/// The first result of an attempt's race (handler finished, or stop requested), awaited once.
+final class RaceResult: Sendable {
+    private struct State {
+        var value: JobExecutor.Race?
+        var waiter: CheckedContinuation<JobExecutor.Race, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Sets the result unless one is set already.
+    func set(_ value: JobExecutor.Race) {
+        let waiter = state.withLock { state -> CheckedContinuation<JobExecutor.Race, Never>? in
+            guard state.value == nil else { return nil }
+            state.value = value
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: value)
+    }
+
+    /// Waits for the result (one waiter only).
+    func wait() async -> JobExecutor.Race {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> JobExecutor.Race? in
+                if let value = state.value { return value }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
     }
 }

@@ -18,8 +18,11 @@ public struct Worker: Service {
         public var workerID: String
         /// How often an idle producer looks for due jobs. Default 1 s.
         public var pollInterval: Duration
-        /// How long a claim holds a job before it may be rescued. Default 5 minutes.
+        /// How long a claim holds a job before it may be rescued, unless renewed. Default 30 s.
         public var lease: Duration
+        /// How often the leases of running jobs are renewed (one statement for all). Default 10 s;
+        /// must be well under ``lease``.
+        public var heartbeatInterval: Duration
         /// How long running jobs may finish after a shutdown signal. Default 25 s.
         public var gracePeriod: Duration
         /// The most results written per statement. Default 500.
@@ -34,7 +37,7 @@ public struct Worker: Service {
         /// Creates a configuration.
         public init(
             queues: QueueConfiguration, workerID: String = Worker.defaultID(), pollInterval: Duration = .seconds(1),
-            lease: Duration = .seconds(300), gracePeriod: Duration = .seconds(25), completionBatch: Int = 500,
+            lease: Duration = .seconds(30), heartbeatInterval: Duration = .seconds(10), gracePeriod: Duration = .seconds(25), completionBatch: Int = 500,
             completionLinger: Duration = .milliseconds(5), claimCooldown: Duration = .milliseconds(5),
             timeoutCheckInterval: Duration = .milliseconds(100)
         ) {
@@ -42,6 +45,7 @@ public struct Worker: Service {
             self.workerID = workerID
             self.pollInterval = pollInterval
             self.lease = lease
+            self.heartbeatInterval = heartbeatInterval
             self.gracePeriod = gracePeriod
             self.completionBatch = completionBatch
             self.completionLinger = completionLinger
@@ -54,17 +58,18 @@ public struct Worker: Service {
     let store: PostgresJobStore
     let registry: HandlerRegistry
     let random: any RandomSource
-    let listener: JobInsertListener?
+    let listener: JobNotificationListener?
     let logger: Logger
 
     /// Creates a worker.
     ///
     /// - Parameters:
     ///   - random: the source of backoff jitter. Default: the system generator.
-    ///   - listener: wakes idle producers when jobs are inserted; without it they find new jobs by polling.
+    ///   - listener: wakes idle producers when jobs are inserted, and delivers cancellations at once;
+    ///     without it producers find new jobs by polling and cancellations arrive with the next heartbeat.
     public init(
         configuration: Configuration, store: PostgresJobStore, registry: HandlerRegistry,
-        random: any RandomSource = SystemRandomSource(), listener: JobInsertListener? = nil,
+        random: any RandomSource = SystemRandomSource(), listener: JobNotificationListener? = nil,
         logger: Logger = Logger(label: "conveyor.worker")
     ) {
         self.listener = listener
@@ -95,15 +100,26 @@ public struct Worker: Service {
             "worker started",
             metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
         let inboxes = Dictionary(uniqueKeysWithValues: configuration.queues.queues.map { ($0.name, ProducerInbox()) })
+        let running = Dictionary(uniqueKeysWithValues: configuration.queues.queues.map { ($0.name, RunningJobs()) })
+        let leases = LeaseKeeper(
+            store: store, running: Array(running.values), lease: configuration.lease,
+            interval: configuration.heartbeatInterval, logger: logger)
+        let (cancelChecks, cancelCheck) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await completer.run() }
                 await withTaskGroup(of: Void.self) { helpers in
+                    helpers.addTask { await leases.run(triggers: cancelChecks) }
                     if let listener {
                         helpers.addTask {
-                            await listener.run { queues in
-                                // nil: (re)connected, notifications may have been missed; look everywhere.
-                                for name in queues ?? Array(inboxes.keys) { inboxes[name]?.deliver(.poll) }
+                            await listener.run { event in
+                                switch event {
+                                case .available(let queues):
+                                    // nil: (re)connected, notifications may have been missed; look everywhere.
+                                    for name in queues ?? Array(inboxes.keys) { inboxes[name]?.deliver(.poll) }
+                                case .cancelRequested:
+                                    cancelCheck.yield()
+                                }
                             }
                         }
                     }
@@ -112,8 +128,8 @@ public struct Worker: Service {
                             let producer = QueueProducer(
                                 queue: queue, store: store, executor: executor, completer: completer,
                                 settings: configuration, logger: logger)
-                            guard let inbox = inboxes[queue.name] else { continue }
-                            producers.addTask { await producer.run(stop: stop, inbox: inbox) }
+                            guard let inbox = inboxes[queue.name], let jobs = running[queue.name] else { continue }
+                            producers.addTask { await producer.run(stop: stop, inbox: inbox, running: jobs) }
                         }
                     }
                     helpers.cancelAll()

@@ -9,7 +9,8 @@ import Metrics
 /// - `conveyor_claim_batch_size{queue}`: jobs per claim statement.
 /// - `conveyor_completion_flush_size`, `conveyor_completion_flush_seconds`: completer batches.
 /// - `conveyor_completion_stale_total`: results dropped because the job was no longer held at that attempt.
-/// - `conveyor_store_errors_total{operation}`: failed claims and flushes (retried).
+/// - `conveyor_store_errors_total{operation}`: failed claims, flushes and heartbeats (retried).
+/// - `conveyor_heartbeat_jobs`: jobs whose leases one heartbeat renewed.
 enum WorkerMetrics {
     static func jobFinished(kind: String, queue: String, resolution: JobResolution, duration: Duration) {
         Counter(label: "conveyor_jobs_total", dimensions: [("kind", kind), ("queue", queue), ("outcome", resolution.metricName)])
@@ -26,6 +27,10 @@ enum WorkerMetrics {
         Recorder(label: "conveyor_completion_flush_size").record(count)
         Timer(label: "conveyor_completion_flush_seconds").recordNanoseconds(duration.nanoseconds)
         if stale > 0 { Counter(label: "conveyor_completion_stale_total").increment(by: stale) }
+    }
+
+    static func heartbeat(jobs: Int) {
+        Recorder(label: "conveyor_heartbeat_jobs").record(jobs)
     }
 
     static func storeError(operation: String) {

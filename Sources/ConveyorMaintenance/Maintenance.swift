@@ -1,0 +1,119 @@
+import ConveyorCore
+public import ConveyorPostgres
+import Foundation
+public import Logging
+import Metrics
+public import ServiceLifecycle
+
+/// Leader-run maintenance, as a `Service` that every worker and scheduler process runs: all of them
+/// take part in the election, and only the leader rescues expired leases and prunes finished jobs.
+///
+/// - Rescue runs every ``Configuration/rescueInterval`` (default 1 s), so a killed worker's jobs run
+///   again within their lease plus about a second.
+/// - Pruning runs every ``Configuration/pruneInterval`` in batches of ``Configuration/pruneBatch``,
+///   each its own short statement, until nothing old is left.
+public struct Maintenance: Service {
+    /// Maintenance settings; the defaults suit production.
+    public struct Configuration: Sendable {
+        /// The election (this process's name, lease and renewal).
+        public var election: LeaderElection.Configuration
+        /// Time between two rescue passes. Default 1 s.
+        public var rescueInterval: Duration
+        /// Time between two pruning passes. Default 60 s.
+        public var pruneInterval: Duration
+        /// How long completed and cancelled jobs are kept (`nil`: forever). Default 24 h.
+        public var finishedRetention: Duration?
+        /// How long dead jobs are kept (`nil`: forever). Default 30 days.
+        public var deadRetention: Duration?
+        /// Rows per rescue and per pruning statement. Default 1000.
+        public var batchSize: Int
+
+        /// Creates a configuration.
+        public init(
+            election: LeaderElection.Configuration, rescueInterval: Duration = .seconds(1), pruneInterval: Duration = .seconds(60),
+            finishedRetention: Duration? = .seconds(24 * 3600), deadRetention: Duration? = .seconds(30 * 24 * 3600),
+            batchSize: Int = 1000
+        ) {
+            self.election = election
+            self.rescueInterval = rescueInterval
+            self.pruneInterval = pruneInterval
+            self.finishedRetention = finishedRetention
+            self.deadRetention = deadRetention
+            self.batchSize = batchSize
+        }
+    }
+
+    let configuration: Configuration
+    let store: PostgresJobStore
+    let logger: Logger
+
+    /// Creates the maintenance service.
+    public init(configuration: Configuration, store: PostgresJobStore, logger: Logger = Logger(label: "conveyor.maintenance")) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let election = LeaderElection(configuration: configuration.election, store: store, logger: logger)
+        await cancelWhenGracefulShutdown {
+            await election.run {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await every(configuration.rescueInterval) { try await rescue() } }
+                    group.addTask { await every(configuration.pruneInterval) { try await prune() } }
+                }
+            }
+        }
+    }
+
+    /// Runs `pass` now and then every `interval` until cancelled; failures are logged and retried next time.
+    private func every(_ interval: Duration, _ pass: @Sendable () async throws -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await pass()
+            } catch {
+                guard !Task.isCancelled else { return }
+                Counter(label: "conveyor_maintenance_errors_total").increment()
+                logger.warning("maintenance pass failed; retrying at the next one", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One rescue pass: every expired lease, in batches.
+    func rescue() async throws {
+        while !Task.isCancelled {
+            let result = try await store.rescueExpired(limit: configuration.batchSize)
+            guard result.count > 0 else { return }
+            Counter(label: "conveyor_rescued_total", dimensions: [("to", "available")]).increment(by: result.retried.count)
+            Counter(label: "conveyor_rescued_total", dimensions: [("to", "dead")]).increment(by: result.dead.count)
+            Counter(label: "conveyor_rescued_total", dimensions: [("to", "cancelled")]).increment(by: result.cancelled.count)
+            logger.warning(
+                "rescued jobs whose lease expired (their worker died, froze or was cut off)",
+                metadata: [
+                    "available": "\(result.retried.count)", "dead": "\(result.dead.count)",
+                    "cancelled": "\(result.cancelled.count)",
+                    "job_ids": "\(result.retried.prefix(10).map(\.uuidString).joined(separator: ","))",
+                ])
+            if result.count < configuration.batchSize { return }
+        }
+    }
+
+    /// One pruning pass: deletes old finished jobs in small batches until none is left.
+    func prune() async throws {
+        guard configuration.finishedRetention != nil || configuration.deadRetention != nil else { return }
+        let now = try await store.now()
+        let finishedBefore = configuration.finishedRetention.map { now.addingTimeInterval(-$0.seconds) }
+        let deadBefore = configuration.deadRetention.map { now.addingTimeInterval(-$0.seconds) }
+        var total = 0
+        while !Task.isCancelled {
+            let deleted = try await store.prune(finishedBefore: finishedBefore, deadBefore: deadBefore, limit: configuration.batchSize)
+            total += deleted
+            if deleted < configuration.batchSize { break }
+        }
+        if total > 0 {
+            Counter(label: "conveyor_pruned_total").increment(by: total)
+            logger.info("pruned finished jobs past their retention", metadata: ["deleted": "\(total)"])
+        }
+    }
+}

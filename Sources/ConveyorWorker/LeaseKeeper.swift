@@ -1,0 +1,66 @@
+import ConveyorPostgres
+import Foundation
+import Logging
+
+/// Renews the leases of every job a worker runs, in one statement per heartbeat, and acts on what the
+/// heartbeat learns: jobs no longer held (rescued meanwhile) are stopped, jobs with a cancellation
+/// request are cancelled. A cancellation notification triggers a heartbeat at once.
+///
+/// When heartbeats fail (the database is unreachable), leases are not renewed and each producer's
+/// watchdog stops the jobs whose lease lapsed by this process's clock: another worker may rescue and
+/// run them, so this one must not go on.
+struct LeaseKeeper: Sendable {
+    let store: PostgresJobStore
+    let running: [RunningJobs]
+    let lease: Duration
+    let interval: Duration
+    let logger: Logger
+
+    /// Heartbeats every ``interval`` and whenever `triggers` yields, until cancelled.
+    func run(triggers: AsyncStream<Void>) async {
+        await withTaskGroup(of: Void.self) { group in
+            let (ticks, tick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    tick.yield()
+                }
+            }
+            group.addTask {
+                for await _ in triggers { tick.yield() }
+            }
+            for await _ in ticks {
+                if Task.isCancelled { break }
+                await beat()
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// One heartbeat.
+    func beat() async {
+        let held = running.flatMap { $0.held() }
+        guard !held.isEmpty else { return }
+        let sent = ContinuousClock.now
+        do {
+            let result = try await store.heartbeat(held, lease: lease)
+            WorkerMetrics.heartbeat(jobs: held.count)
+            for registry in running { registry.renewed(result.extended, until: sent + lease) }
+            for job in held where !result.extended.contains(job.id) {
+                logger.warning(
+                    "job no longer held at its attempt (its lease lapsed and it was rescued): stopping it",
+                    metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])
+                for registry in running { registry.stop(job.id, attempt: job.attempt, .leaseLost) }
+            }
+            for (id, reason) in result.cancelRequested {
+                logger.info("cancellation requested: stopping the job", metadata: ["job_id": "\(id)", "reason": "\(reason)"])
+                for registry in running { registry.stop(id, .cancelled(reason)) }
+            }
+        } catch {
+            WorkerMetrics.storeError(operation: "heartbeat")
+            logger.warning(
+                "renewing job leases failed; jobs stop when their lease lapses unless a heartbeat succeeds first",
+                metadata: ["error": "\(error)", "jobs": "\(held.count)"])
+        }
+    }
+}
