@@ -45,6 +45,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("retention-dead"), help: "How long dead jobs are kept, e.g. 30d, off (env: CONVEYOR_RETENTION_DEAD; default 30d).")
     var retentionDead: String?
 
+    @Option(name: .customLong("leader-ttl"), help: "Seconds the maintenance leader's lease lasts; another process takes over this long after the leader dies (env: CONVEYOR_LEADER_TTL; default 15).")
+    var leaderTTL: Double?
+
     @Option(name: .customLong("worker-id"), help: "Name recorded on claimed jobs (env: CONVEYOR_WORKER_ID; default host-pid-random).")
     var workerID: String?
 
@@ -104,8 +107,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     /// The leader-run maintenance settings.
     func maintenance(holder: String) throws -> Maintenance.Configuration {
-        Maintenance.Configuration(
-            election: LeaderElection.Configuration(holder: holder),
+        let ttl = try Settings.seconds(leaderTTL, env: "CONVEYOR_LEADER_TTL", flagName: "--leader-ttl", default: 15, range: 1...3600)
+        return Maintenance.Configuration(
+            election: LeaderElection.Configuration(holder: holder, ttl: ttl, renewInterval: ttl / 3),
             finishedRetention: try Settings.duration(
                 retentionCompleted, env: "CONVEYOR_RETENTION_COMPLETED", flagName: "--retention-completed", default: .seconds(86_400)),
             deadRetention: try Settings.duration(

@@ -46,9 +46,25 @@ public struct LeaderElection: Sendable {
         self.logger = logger
     }
 
-    /// Takes part in the election until cancelled, running `leading` whenever this process leads.
-    /// On cancellation a leader resigns, so another process takes over without waiting for the lease.
-    public func run(leading: @escaping @Sendable () async -> Void) async {
+    /// Takes part in the election until `stopped` returns (or the task is cancelled), running `leading`
+    /// whenever this process leads. When stopped, a leader stops its work and resigns, so another
+    /// process takes over without waiting for the lease to lapse.
+    public func run(until stopped: @escaping @Sendable () async -> Void, leading: @escaping @Sendable () async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await campaign(leading) }
+            group.addTask { await stopped() }
+            _ = await group.next()
+            group.cancelAll()
+        }
+        // Not cancelled here (unless the caller is): the resignation can still reach the database.
+        do {
+            try await store.resignLeadership(configuration.name, holder: configuration.holder)
+        } catch {
+            logger.warning("could not resign leadership; it lapses with its lease", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func campaign(_ leading: @escaping @Sendable () async -> Void) async {
         while !Task.isCancelled {
             let attempt = ContinuousClock.now
             if await tryAcquire() {
@@ -57,12 +73,7 @@ public struct LeaderElection: Sendable {
                 await lead(acquiredAt: attempt, body: leading)
                 Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)]).record(0)
                 if Task.isCancelled {
-                    do {
-                        try await store.resignLeadership(configuration.name, holder: configuration.holder)
-                        logger.notice("resigned leadership")
-                    } catch {
-                        logger.warning("could not resign leadership; it lapses with its lease", metadata: ["error": "\(error)"])
-                    }
+                    logger.notice("stepping down")
                     return
                 }
                 logger.warning("lost leadership: stopped its work")
@@ -75,7 +86,9 @@ public struct LeaderElection: Sendable {
         do {
             return try await store.acquireLeadership(configuration.name, holder: configuration.holder, ttl: configuration.ttl)
         } catch {
-            logger.warning("leader election failed; retrying", metadata: ["error": "\(error)"])
+            if !Task.isCancelled {
+                logger.warning("leader election failed; retrying", metadata: ["error": "\(error)"])
+            }
             return false
         }
     }

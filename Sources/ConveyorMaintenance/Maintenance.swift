@@ -56,12 +56,10 @@ public struct Maintenance: Service {
 
     public func run() async throws {
         let election = LeaderElection(configuration: configuration.election, store: store, logger: logger)
-        await cancelWhenGracefulShutdown {
-            await election.run {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await every(configuration.rescueInterval) { try await rescue() } }
-                    group.addTask { await every(configuration.pruneInterval) { try await prune() } }
-                }
+        await election.run(until: { try? await gracefulShutdown() }) {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await every(configuration.rescueInterval) { try await rescue() } }
+                group.addTask { await every(configuration.pruneInterval) { try await prune() } }
             }
         }
     }
@@ -81,7 +79,7 @@ public struct Maintenance: Service {
     }
 
     /// One rescue pass: every expired lease, in batches.
-    func rescue() async throws {
+    public func rescue() async throws {
         while !Task.isCancelled {
             let result = try await store.rescueExpired(limit: configuration.batchSize)
             guard result.count > 0 else { return }
@@ -100,7 +98,7 @@ public struct Maintenance: Service {
     }
 
     /// One pruning pass: deletes old finished jobs in small batches until none is left.
-    func prune() async throws {
+    public func prune() async throws {
         guard configuration.finishedRetention != nil || configuration.deadRetention != nil else { return }
         let now = try await store.now()
         let finishedBefore = configuration.finishedRetention.map { now.addingTimeInterval(-$0.seconds) }

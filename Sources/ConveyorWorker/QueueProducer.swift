@@ -80,7 +80,7 @@ struct QueueProducer: Sendable {
                             jobs.addTask {
                                 let resolution = await executor.execute(job, stop: stop)
                                 completer.record(job, resolution)
-                                running.finish(job.id)
+                                running.finish(job.id, attempt: job.attempt)
                                 inbox.wake()
                             }
                         }

@@ -81,13 +81,21 @@ final class RunningJobs: Sendable {
         let channel = StopChannel()
         let entry = Entry(
             attempt: job.attempt, channel: channel, deadline: .now + timeout, timeout: timeout, leaseDeadline: leaseDeadline)
-        jobs.withLock { $0[job.id] = entry }
+        // Still running an earlier attempt of the same job here means that attempt lost its lease (the
+        // job was rescued and claimed again): stop it, its result would be fenced off anyway.
+        let previous = jobs.withLock { jobs in
+            defer { jobs[job.id] = entry }
+            return jobs[job.id]?.channel
+        }
+        previous?.stop(.leaseLost)
         return channel
     }
 
-    /// Forgets a finished job.
-    func finish(_ id: UUID) {
-        _ = jobs.withLock { $0.removeValue(forKey: id) }
+    /// Forgets a finished attempt (not a later attempt of the same job that started meanwhile).
+    func finish(_ id: UUID, attempt: Int) {
+        jobs.withLock { jobs in
+            if jobs[id]?.attempt == attempt { jobs[id] = nil }
+        }
     }
 
     /// The running jobs and the attempts they hold (what a heartbeat extends).

@@ -97,3 +97,22 @@ public enum TestDatabase {
         return components.string!
     }
 }
+
+/// Waits until `condition` holds, checking every 20 ms; throws after `timeout`. For states only the
+/// database can tell (a child process's effect): everything in-process is awaited through events.
+public func eventually(
+    _ what: String, timeout: Duration = .seconds(60), _ condition: @Sendable () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(what: what, after: timeout) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// ``eventually(_:timeout:_:)`` ran out of time.
+public struct TimedOut: Error, CustomStringConvertible {
+    public var what: String
+    public var after: Duration
+    public var description: String { "still waiting after \(after): \(what)" }
+}

@@ -6,6 +6,16 @@ import Synchronization
 final class Probe: Sendable {
     private let runs = Mutex<[UUID: Int]>([:])
     private let events = AsyncStream<UUID>.makeStream()
+    private let stops = AsyncStream<UUID>.makeStream()
+
+    /// A "hang" handler saw its task cancelled.
+    func stopped(_ id: UUID) { stops.continuation.yield(id) }
+
+    /// Waits for the next cancelled "hang" handler; returns its job id.
+    func waitForStop() async -> UUID? {
+        for await id in stops.stream { return id }
+        return nil
+    }
     private let gate = Mutex<[CheckedContinuation<Void, Never>]>([])
     private let opened = Atomic<Bool>(false)
 
@@ -78,6 +88,7 @@ struct ProbeJob: JobHandler {
         case "hang":
             // Never finishes on its own; ends only when the task is cancelled.
             for await _ in AsyncStream<Never>.makeStream().stream {}
+            if Task.isCancelled { probe.stopped(context.id) }
             try Task.checkCancellation()
         case "gate": await probe.waitForGate()
         default: break

@@ -1,0 +1,35 @@
+import ConveyorBuiltinKinds
+import ConveyorCore
+import ConveyorMaintenance
+import ConveyorTestSupport
+import ConveyorWorker
+import Foundation
+import ServiceLifecycle
+import Testing
+
+@Suite("Leases of live workers (real time)")
+struct LiveJobTests {
+    @Test("a job that outlives its lease many times over is never rescued while its worker heartbeats")
+    func longJobNotRescued() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            var registry = HandlerRegistry()
+            registry.registerBuiltinKinds()
+            // Lease 1.5 s, heartbeat every 0.3 s, a rescue pass every 50 ms; the job runs 5 s, over three leases.
+            let configuration = Worker.Configuration(
+                queues: QueueConfiguration(queues: [.init(name: "default", concurrency: 2)]), pollInterval: .milliseconds(20),
+                lease: .milliseconds(1500), heartbeatInterval: .milliseconds(300), completionLinger: .milliseconds(2))
+            let worker = Worker(configuration: configuration, store: store, registry: registry, logger: TestDatabase.logger)
+            let maintenance = Maintenance(
+                configuration: .init(election: .init(holder: "test", ttl: .seconds(5), renewInterval: .seconds(1)), rescueInterval: .milliseconds(50)),
+                store: store, logger: TestDatabase.logger)
+            let id = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 5}"#)]).inserted[0]
+            try await withRunningServices([maintenance, worker], logger: TestDatabase.logger) { _ in
+                try await eventually("the job finishes") { try await store.require(id).state.isFinal }
+            }
+            let record = try await store.require(id)
+            #expect(record.state == .completed)
+            #expect(record.attempt == 1 && record.errors.isEmpty, "rescued while alive: \(record.errors)")
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import ConveyorCore
+import ConveyorMaintenance
+import ConveyorTestSupport
+import Foundation
+import Testing
+
+@Suite("Leases, rescue, fencing and pruning (store, manual clock)")
+struct RescueAndPruneTests {
+    @Test("an expired lease is rescued: available with lease_expired recorded, dead when attempts are spent, cancelled when asked")
+    func rescue() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let retried = try await store.insert([NewJob(kind: "k", maxAttempts: 3)]).inserted[0]
+            let spent = try await store.insert([NewJob(kind: "k", maxAttempts: 1)]).inserted[0]
+            let cancelled = try await store.insert([NewJob(kind: "k", maxAttempts: 3)]).inserted[0]
+            let claimed = try await store.claim(queue: "default", limit: 10, worker: "w1", lease: .seconds(30))
+            #expect(claimed.count == 3)
+            _ = try await store.cancel(.ids([cancelled]), reason: "not needed", by: "alice")
+
+            clock.advance(by: 30)
+            #expect(try await store.rescueExpired().count == 0, "a lease is not expired at its last instant")
+            clock.advance(by: 0.001)
+            let result = try await store.rescueExpired()
+            #expect(result.retried == [retried] && result.dead == [spent] && result.cancelled == [cancelled])
+
+            let back = try await store.require(retried)
+            #expect(back.state == .available && back.attempt == 1 && back.lockedBy == nil && back.runAt == clock.now())
+            #expect(back.errors.map(\.kind) == [.leaseExpired])
+            #expect(back.errors.first?.message.contains("w1") == true)
+            #expect(try await store.require(spent).state == .dead)
+            let stopped = try await store.require(cancelled)
+            #expect(stopped.state == .cancelled && stopped.cancelReason == "not needed" && stopped.cancelledBy == "alice")
+        }
+    }
+
+    @Test("a stale attempt is fenced: after a rescue and a new claim, the old holder can neither renew, complete nor fail it")
+    func fencing() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let id = try await store.insert([NewJob(kind: "k")]).inserted[0]
+            let first = try #require(try await store.claim(queue: "default", limit: 1, worker: "old", lease: .seconds(10)).first)
+            let renewed = try await store.heartbeat([(id, first.attempt)], lease: .seconds(10))
+            #expect(renewed.extended == [id])
+
+            clock.advance(by: 11)
+            #expect(try await store.rescueExpired().retried == [id])
+            #expect(try await store.heartbeat([(id, first.attempt)], lease: .seconds(10)).extended.isEmpty)
+            let second = try #require(try await store.claim(queue: "default", limit: 1, worker: "new", lease: .seconds(10)).first)
+            #expect(second.attempt == first.attempt + 1)
+
+            #expect(try await store.heartbeat([(id, first.attempt)], lease: .seconds(10)).extended.isEmpty)
+            #expect(try await store.complete([(id, first.attempt)]).isEmpty)
+            let failure = FailureRecord(message: "late", kind: .error)
+            #expect(try await store.resolve([(id, first.attempt, .dead(failure))]).isEmpty)
+            #expect(try await store.heartbeat([(id, second.attempt)], lease: .seconds(10)).extended == [id])
+            #expect(try await store.complete([(id, second.attempt)]) == [id])
+            let record = try await store.require(id)
+            #expect(record.state == .completed && record.attempt == 2 && record.errors.map(\.kind) == [.leaseExpired])
+        }
+    }
+
+    @Test("a heartbeat keeps a lease alive however long the job runs")
+    func heartbeatKeepsLease() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let id = try await store.insert([NewJob(kind: "k")]).inserted[0]
+            let job = try #require(try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(30)).first)
+            // Two hours in 10 s heartbeats, rescue passes in between: far past the hour after which
+            // timer-based rescuers run a job again, and never expired.
+            for beat in 1...720 {
+                clock.advance(by: 10)
+                if beat % 60 == 0 { #expect(try await store.rescueExpired().count == 0) }
+                _ = try await store.heartbeat([(id, job.attempt)], lease: .seconds(30))
+            }
+            #expect(try await store.rescueExpired().count == 0)
+            #expect(try await store.require(id).state == .running)
+        }
+    }
+
+    @Test("a cancellation waiting jobs see at once; running ones see it in the heartbeat and end cancelled")
+    func cancel() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let running = try await store.insert([NewJob(kind: "k", priority: 0)]).inserted[0]
+            let waiting = try await store.insert([NewJob(kind: "k", priority: 9)]).inserted[0]
+            let job = try #require(try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(30)).first)
+            #expect(job.id == running)
+
+            let result = try await store.cancel(.queue("default"), reason: "campaign stopped", by: "alice")
+            #expect(result.cancelled == [waiting] && result.requested == [running])
+            let beat = try await store.heartbeat([(running, job.attempt)], lease: .seconds(30))
+            #expect(beat.cancelRequested == [running: "campaign stopped"])
+
+            // The handler failed just before it was stopped: the retry must not happen.
+            let failure = FailureRecord(message: "boom", kind: .error)
+            #expect(try await store.resolve([(running, job.attempt, .retry(after: .seconds(1), failure))]) == [running])
+            let record = try await store.require(running)
+            #expect(record.state == .cancelled && record.cancelReason == "campaign stopped" && record.cancelledBy == "alice")
+            #expect(try await store.claim(queue: "default", limit: 10, worker: "w", lease: .seconds(30)).isEmpty)
+        }
+    }
+
+    @Test("a paused queue yields no claims; resuming brings its jobs back")
+    func pause() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            _ = try await store.insert([NewJob(kind: "k", queue: "mail"), NewJob(kind: "k", queue: "render")])
+            #expect(try await store.pause(queue: "mail", by: "ops"))
+            #expect(try await store.pause(queue: "mail", by: "ops") == false)
+            #expect(try await store.pausedQueues().map(\.queue) == ["mail"])
+            #expect(try await store.claim(queue: "mail", limit: 10, worker: "w", lease: .seconds(30)).isEmpty)
+            #expect(try await store.claim(queue: "render", limit: 10, worker: "w", lease: .seconds(30)).count == 1)
+            #expect(try await store.resume(queue: "mail"))
+            #expect(try await store.claim(queue: "mail", limit: 10, worker: "w", lease: .seconds(30)).count == 1)
+        }
+    }
+
+    @Test("pruning deletes finished jobs past their retention, in batches, and never touches unfinished ones")
+    func prune() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let day: TimeInterval = 86_400
+            let maintenance = Maintenance(
+                configuration: .init(
+                    election: .init(holder: "test"), finishedRetention: .seconds(day), deadRetention: .seconds(30 * day),
+                    batchSize: 7),
+                store: store, logger: TestDatabase.logger)
+
+            // Old: 20 completed, 5 cancelled, 5 dead (all finished 2 days ago), plus waiting and running
+            // jobs inserted as long ago.
+            let old = try await store.insert((0..<30).map { _ in NewJob(kind: "k", maxAttempts: 1) }).inserted
+            let oldWaiting = try await store.insert([NewJob(kind: "k", queue: "later")]).inserted
+            let claimed = try await store.claim(queue: "default", limit: 30, worker: "w", lease: .seconds(3 * day))
+            #expect(claimed.count == 30)
+            let byID = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0) })
+            _ = try await store.complete(old[0..<20].map { ($0, byID[$0]!.attempt) })
+            _ = try await store.resolve(old[20..<25].map { ($0, byID[$0]!.attempt, .cancel(reason: "no")) })
+            _ = try await store.resolve(old[25..<30].map { ($0, byID[$0]!.attempt, .dead(FailureRecord(message: "x", kind: .error))) })
+            let oldRunning = try await store.insert([NewJob(kind: "k")]).inserted
+            _ = try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(3 * day))
+
+            clock.advance(by: 2 * day)
+            let recent = try await store.insert([NewJob(kind: "k")]).inserted
+            let recentJob = try #require(try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(60)).first)
+            _ = try await store.complete([(recent[0], recentJob.attempt)])
+
+            try await maintenance.prune()
+            var remaining = Set(try await store.jobs(JobFilter(limit: 1000)).map(\.id))
+            #expect(remaining == Set(old[25..<30] + oldWaiting + oldRunning + recent))
+
+            clock.advance(by: 29 * day)
+            try await maintenance.prune()
+            remaining = Set(try await store.jobs(JobFilter(limit: 1000)).map(\.id))
+            #expect(remaining == Set(oldWaiting + oldRunning), "dead jobs go after 30 days; unfinished ones never")
+        }
+    }
+}
