@@ -150,7 +150,7 @@ let package = Package(
             dependencies: ["ConveyorMaintenance", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
         ),
         .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
-        .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorTestSupport"]),
+        .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
         .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),
