@@ -13,9 +13,10 @@ public enum RFC3339 {
     }
 
     /// Formats `date` in UTC, to the second (`2026-11-24T02:00:00Z`).
-    public static func format(_ date: Date) -> String {
+    public static func format(_ date: Date, in zone: TimeZone = TimeZone(identifier: "UTC")!) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
+        formatter.timeZone = zone
         return formatter.string(from: date)
     }
 

@@ -37,6 +37,11 @@ ensure_packages() {
     log "installing redis-py"
     python3 -m pip install --quiet redis || die "pip install redis failed"
   }
+  # croniter: the reference cron implementation the cron tests compare against.
+  python3 -c 'import croniter' 2>/dev/null || {
+    log "installing croniter"
+    python3 -m pip install --quiet croniter || die "pip install croniter failed"
+  }
 }
 
 free_port() {
