@@ -147,7 +147,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConveyorMaintenanceTests",
-            dependencies: ["ConveyorMaintenance", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
+            dependencies: ["ConveyorMaintenance", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
         ),
         .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]),

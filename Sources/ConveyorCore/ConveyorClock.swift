@@ -31,3 +31,9 @@ public final class ManualClock: ConveyorClock {
         current.withLock { $0 = date }
     }
 }
+
+/// The machine's clock.
+public struct SystemClock: ConveyorClock {
+    public init() {}
+    public func now() -> Date { Date() }
+}

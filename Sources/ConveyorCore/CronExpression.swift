@@ -139,19 +139,22 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     /// expression that can never fire in practice, like `0 0 31 2,4 *` with a restricted weekday… none
     /// exist: such cases are rejected by the parser, so `nil` only guards against bugs).
     public func next(after date: Date, in zone: TimeZone = TimeZone(identifier: "UTC")!) -> Date? {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
         // Wall-clock times are handled as if they were UTC ("floating"), starting a few hours before
         // `date`'s wall time so that a repeated fall-back hour is seen.
         func wall(of instant: Date) -> Date { instant.addingTimeInterval(TimeInterval(zone.secondsFromGMT(for: instant))) }
-        let startWall = wall(of: date).addingTimeInterval(-3 * 3600)
+        // Near a daylight-saving change, look from a few hours back so a repeated hour is seen.
+        let nearChange = zone.nextDaylightSavingTimeTransition(after: date.addingTimeInterval(-86400))
+            .map { $0 < date.addingTimeInterval(86400) } ?? false
+        let startWall = wall(of: date).addingTimeInterval(nearChange ? -3 * 3600 : 0)
         var cursor = Date(timeIntervalSince1970: (startWall.timeIntervalSince1970 / 60).rounded(.down) * 60)
         let limit = cursor.addingTimeInterval(30 * 366 * 86400)
         var best: Date?
-        while let match = nextMatchingWall(from: cursor, calendar: calendar, limit: limit) {
+        while let match = nextMatchingWall(from: cursor, limit: limit) {
             for instant in instants(forWall: match, in: zone) where instant > date {
                 if best.map({ instant < $0 }) ?? true { best = instant }
             }
+            // Far from a daylight-saving change, wall time and instants run in the same order.
+            if !nearChange, let best { return best }
             // DST moves wall time by at most a few hours: well past the best's wall time, nothing earlier can come.
             if let best, match.timeIntervalSince(wall(of: best)) > 4 * 3600 { return best }
             cursor = match.addingTimeInterval(60)
@@ -160,47 +163,64 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The next wall-clock minute at or after `start` whose fields match (skipping whole months, days
-    /// and hours that cannot match).
-    private func nextMatchingWall(from start: Date, calendar: Calendar, limit: Date) -> Date? {
-        var c = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: start)
-        var (year, month, day, hour, minute) = (c.year!, c.month!, c.day!, c.hour!, c.minute!)
-        func daysIn(_ year: Int, _ month: Int) -> Int {
-            if month == 2 { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28 }
-            return Self.maxDays(month: month)
-        }
-        let limitYear = calendar.component(.year, from: limit)
-        while year <= limitYear {
-            if !months.contains(month) {
+    /// and hours that cannot match). Pure arithmetic on the proleptic Gregorian calendar.
+    private func nextMatchingWall(from start: Date, limit: Date) -> Date? {
+        let startMinutes = Int((start.timeIntervalSince1970 / 60).rounded(.up))
+        var (year, month, day) = Self.civil(fromDays: Int((Double(startMinutes) / 1440).rounded(.down)))
+        let minuteOfDay = startMinutes - Self.days(year, month, day) * 1440
+        var (hour, minute) = (minuteOfDay / 60, minuteOfDay % 60)
+        let sortedHours = hours.sorted(), sortedMinutes = minutes.sorted()
+        let limitDays = Int(limit.timeIntervalSince1970 / 86400)
+        while Self.days(year, month, 1) <= limitDays {
+            if !months.contains(month) || day > Self.daysIn(year, month) {
                 (day, hour, minute) = (1, 0, 0)
                 month += 1
                 if month > 12 { (month, year) = (1, year + 1) }
                 continue
             }
-            if day > daysIn(year, month) {
-                (day, hour, minute) = (1, 0, 0)
-                month += 1
-                if month > 12 { (month, year) = (1, year + 1) }
-                continue
-            }
-            c = DateComponents(year: year, month: month, day: day)
-            let weekday = calendar.component(.weekday, from: calendar.date(from: c)!) - 1
-            if !matchesDay(day: day, month: month, weekday: weekday) {
-                (day, hour, minute) = (day + 1, 0, 0)
-                continue
-            }
-            guard let h = hours.filter({ $0 >= hour }).min() else {
+            let dayNumber = Self.days(year, month, day)
+            let weekday = ((dayNumber % 7) + 11) % 7  // 1970-01-01 was a Thursday (4)
+            guard matchesDay(day: day, month: month, weekday: weekday), let h = sortedHours.first(where: { $0 >= hour }) else {
                 (day, hour, minute) = (day + 1, 0, 0)
                 continue
             }
             if h != hour { (hour, minute) = (h, 0) }
-            guard let m = minutes.filter({ $0 >= minute }).min() else {
+            guard let m = sortedMinutes.first(where: { $0 >= minute }) else {
                 (hour, minute) = (hour + 1, 0)
                 if hour > 23 { (day, hour) = (day + 1, 0) }
                 continue
             }
-            return calendar.date(from: DateComponents(year: year, month: month, day: day, hour: hour, minute: m))
+            return Date(timeIntervalSince1970: TimeInterval(dayNumber * 86400 + hour * 3600 + m * 60))
         }
         return nil
+    }
+
+    private static func daysIn(_ year: Int, _ month: Int) -> Int {
+        if month == 2 { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28 }
+        return maxDays(month: month)
+    }
+
+    /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    private static func days(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// The civil date of a day number (inverse of ``days(_:_:_:)``).
+    private static func civil(fromDays z: Int) -> (Int, Int, Int) {
+        let z = z + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// The instants a wall-clock time names in `zone`, by the Vixie rules: one normally; for a time in

@@ -1,0 +1,87 @@
+import ArgumentParser
+import ConveyorCore
+import ConveyorMaintenance
+import ConveyorPostgres
+import ConveyorWorker
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The schedules in effect: declared in code, overridden by `CONVEYOR_SCHEDULES`.
+enum ScheduleSettings {
+    static func schedules() throws -> [Schedule] {
+        let declared = ConveyorKinds.schedules()
+        guard let overrides = Settings.string(nil, env: "CONVEYOR_SCHEDULES") else { return declared }
+        do {
+            return try Schedule.applying(overrides: overrides, to: declared)
+        } catch {
+            throw CommandError.configuration(setting: "CONVEYOR_SCHEDULES", reason: "\(error)")
+        }
+    }
+}
+
+/// `conveyor scheduler`: emits cron jobs (one leader at a time) and takes part in maintenance.
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Emit the jobs of cron schedules, exactly once per slot; run 1-3 for availability (one leads).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .customLong("leader-ttl"), help: "Seconds a leader's lease lasts; another scheduler takes over this long after it dies (env: CONVEYOR_LEADER_TTL; default 15).")
+    var leaderTTL: Double?
+
+    func run() async throws {
+        let schedules = try ScheduleSettings.schedules()
+        let ttl = try Settings.seconds(leaderTTL, env: "CONVEYOR_LEADER_TTL", flagName: "--leader-ttl", default: 15, range: 1...3600)
+        let holder = "scheduler-" + Worker.defaultID()
+        let logger = Logger(label: "conveyor.scheduler")
+        let registry = ConveyorKinds.registry()
+        try await database.withClient(logger: logger) { client in
+            let store = PostgresJobStore(client: client)
+            let election = LeaderElection.Configuration(holder: holder, ttl: ttl, renewInterval: ttl / 3)
+            let scheduler = Scheduler(
+                schedules: schedules, store: store,
+                election: LeaderElection.Configuration(name: "scheduler", holder: holder, ttl: ttl, renewInterval: ttl / 3),
+                maxAttempts: { registry.defaultMaxAttempts(for: $0) }, logger: logger)
+            let maintenance = Maintenance(configuration: .init(election: election), store: store)
+            try await ServiceRunner.run([maintenance, scheduler], logger: logger)
+        }
+    }
+}
+
+/// `conveyor schedules`: each schedule with its last handled slot and next three fire times.
+struct SchedulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedules", abstract: "List the schedules with their last and next three fire times.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Flag(help: "Print JSON lines, one schedule per line.") var json = false
+
+    func run() async throws {
+        let schedules = try ScheduleSettings.schedules()
+        let states = try await database.withClient(logger: Logger(label: "conveyor.schedules")) { client in
+            try await PostgresJobStore(client: client).scheduleStates()
+        }
+        let now = Date()
+        var table = [["NAME", "CRON", "TZ", "KIND", "QUEUE", "ENABLED", "LAST", "NEXT"]]
+        for schedule in schedules {
+            let next = schedule.enabled ? schedule.cron.next(3, after: now, in: schedule.timeZone).map { RFC3339.format($0, in: schedule.timeZone) } : []
+            let last = states[schedule.name].map { RFC3339.format($0, in: schedule.timeZone) }
+            if json {
+                let object: [String: Any] = [
+                    "name": schedule.name, "cron": schedule.cron.text, "tz": schedule.timeZone.identifier, "kind": schedule.kind,
+                    "queue": schedule.queue, "enabled": schedule.enabled, "last": last ?? NSNull(), "next": next,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                table.append([
+                    schedule.name, schedule.cron.text, schedule.timeZone.identifier, schedule.kind, schedule.queue,
+                    schedule.enabled ? "yes" : "no", last ?? "-", next.joined(separator: " "),
+                ])
+            }
+        }
+        if !json { print(TextTable.render(table)) }
+    }
+}
