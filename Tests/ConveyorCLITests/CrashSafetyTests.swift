@@ -118,3 +118,30 @@ struct CrashSafetyTests {
         }
     }
 }
+
+@Suite("Scheduler process")
+struct SchedulerProcessTests {
+    @Test("conveyor scheduler emits the current slot at once, lists it in conveyor schedules, and stops cleanly on SIGTERM")
+    func schedulerProcess() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let env = [
+                "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "info", "CONVEYOR_LEADER_TTL": "2",
+                // Every minute: the slot of the current minute is due as soon as the scheduler starts.
+                "CONVEYOR_SCHEDULES": #"{"conveyor.canary": {"cron": "* * * * *", "queue": "canary"}}"#,
+            ]
+            let scheduler = try RunningProcess(["scheduler"], environment: env)
+            await scheduler.waitFor("emitted scheduled job")
+            let jobs = try await store.jobs(JobFilter(queue: "canary"))
+            #expect(jobs.count >= 1 && jobs.allSatisfy { $0.kind == "conveyor.noop" && $0.uniqueKey?.hasPrefix("schedule:conveyor.canary:") == true })
+            let listed = try await ConveyorProcess.run(["schedules", "--json"], environment: env)
+            #expect(listed.status == 0 && listed.stdout.contains(#""name":"conveyor.canary""#) && !listed.stdout.contains(#""last":null"#), "\(listed.stdout)\(listed.stderr)")
+            scheduler.signal(SIGTERM)
+            #expect(await scheduler.exitStatus() == 0, "\(scheduler.output)")
+            #expect(try await store.leader("scheduler") == nil, "it resigned")
+
+            let bad = try await ConveyorProcess.run(["scheduler"], environment: env.merging(["CONVEYOR_SCHEDULES": #"{"nope": "off"}"#]) { $1 })
+            #expect(bad.status == 78 && bad.stderr.contains("CONVEYOR_SCHEDULES"), "\(bad.stderr)")
+        }
+    }
+}
