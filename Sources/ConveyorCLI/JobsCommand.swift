@@ -107,7 +107,7 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(help: "Who cancels, recorded on each job (env: USER; default: operator@HOST).") var by: String?
 
         func run() async throws {
-            let target = try target.target(queue: queue)
+            let target = try target.target(queue: queue, queueAllowed: true)
             let who = by ?? Settings.string(nil, env: "USER").map { "\($0)@\(ProcessInfo.processInfo.hostName)" } ?? "operator"
             let result = try await database.withClient(logger: Logger(label: "conveyor.jobs")) { client in
                 try await PostgresJobStore(client: client).cancel(target, reason: reason, by: who)
@@ -123,10 +123,10 @@ struct JobTargetOptions: ParsableArguments {
     @Option(help: "Every eligible job of this kind.") var kind: String?
     @Flag(help: "Every eligible job.") var all = false
 
-    func target(queue: String? = nil) throws -> JobTarget {
+    func target(queue: String? = nil, queueAllowed: Bool = false) throws -> JobTarget {
         let given = [!ids.isEmpty, kind != nil, all, queue != nil].filter { $0 }.count
         guard given == 1 else {
-            let choices = queue == nil ? "job ids, --kind KIND or --all" : "job ids, --kind KIND, --queue NAME or --all"
+            let choices = queueAllowed ? "job ids, --kind KIND, --queue NAME or --all" : "job ids, --kind KIND or --all"
             throw CommandError.configuration(setting: "target", reason: "give \(choices) (exactly one)")
         }
         if !ids.isEmpty { return .ids(try JobIDs.parse(ids)) }

@@ -81,16 +81,7 @@ enum JobDiscard {
                 cancel_reason = \(reason)
             WHERE j.state IN (\(unescaped: JobState.available.sql), \(unescaped: JobState.dead.sql))
             """
-        switch target {
-        case .ids(let ids):
-            query.append(" AND j.id = ANY($\(query.binds.count + 1)::uuid[])", ids)
-        case .kind(let kind):
-            query.append(" AND j.kind = $\(query.binds.count + 1)", kind)
-        case .queue(let queue):
-            query.append(" AND j.queue = $\(query.binds.count + 1)", queue)
-        case .all:
-            break
-        }
+        query.restrict(to: target)
         query.sql += " RETURNING j.id"
         return query
     }
@@ -112,6 +103,20 @@ enum QueueStatistics {
 }
 
 extension PostgresQuery {
+    /// Appends ` AND …` selecting the jobs (`j`) of `target`.
+    mutating func restrict(to target: JobTarget) {
+        switch target {
+        case .ids(let ids):
+            append(" AND j.id = ANY($\(binds.count + 1)::uuid[])", ids)
+        case .kind(let kind):
+            append(" AND j.kind = $\(binds.count + 1)", kind)
+        case .queue(let queue):
+            append(" AND j.queue = $\(binds.count + 1)", queue)
+        case .all:
+            break
+        }
+    }
+
     mutating func append(_ sql: String, _ values: any PostgresDynamicTypeEncodable...) {
         self.sql += sql
         for value in values {

@@ -84,16 +84,7 @@ enum JobCancel {
             WHERE (j.state = \(unescaped: JobState.available.sql)
                    OR (j.state = \(unescaped: JobState.running.sql) AND j.cancel_requested_at IS NULL))
             """
-        switch target {
-        case .ids(let ids):
-            query.append(" AND j.id = ANY($\(query.binds.count + 1)::uuid[])", ids)
-        case .kind(let kind):
-            query.append(" AND j.kind = $\(query.binds.count + 1)", kind)
-        case .queue(let queue):
-            query.append(" AND j.queue = $\(query.binds.count + 1)", queue)
-        case .all:
-            break
-        }
+        query.restrict(to: target)
         query.sql += """
 
             RETURNING j.id, j.state
