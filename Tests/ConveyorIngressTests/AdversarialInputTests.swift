@@ -89,6 +89,47 @@ struct AdversarialInputTests {
     }
 }
 
+@Suite("Values the database refuses")
+struct DatabaseRefusalTests {
+    @Test("an envelope PostgreSQL refuses despite validation is isolated and quarantined; the rest of its batch goes in")
+    func isolation() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            // Stand-in for whatever validation may miss: a trigger that refuses one value with a data
+            // exception (SQLSTATE 22023), as PostgreSQL does for values it cannot store.
+            _ = try await client.query(
+                """
+                CREATE FUNCTION refuse_evil() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.args ? 'evil' THEN
+                        RAISE EXCEPTION 'cannot store this value' USING ERRCODE = 'invalid_parameter_value';
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """, logger: TestDatabase.logger
+            ).collect()
+            _ = try await client.query(
+                "CREATE TRIGGER refuse_evil BEFORE INSERT ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION refuse_evil()",
+                logger: TestDatabase.logger
+            ).collect()
+            let fixture = try IngressFixture(client: client)
+            var envelopes = (0..<20).map { Data(#"{"v":1,"kind":"conveyor.noop","args":{"n":\#($0)}}"#.utf8) }
+            envelopes.insert(Data(#"{"v":1,"kind":"conveyor.noop","args":{"evil":true}}"#.utf8), at: 7)
+            envelopes.append(Data("not json".utf8))
+            try await fixture.push(envelopes)
+            let probe = IngestProbe()
+            let total = envelopes.count
+            try await IngesterHarness.run([fixture.ingester(probe)]) { await probe.waitFor(envelopes: total) }
+
+            #expect(try await fixture.store.jobs(JobFilter(limit: 100)).count == 20)
+            let rejected = try await fixture.store.rejectedEnvelopes()
+            #expect(rejected.count == 2)
+            let refused = try #require(rejected.first { $0.payload == envelopes[7] })
+            #expect(refused.reason.contains("refused by the database") && refused.reason.contains("cannot store this value"), "\(refused.reason)")
+            #expect(try await fixture.redis.send("LLEN", fixture.keys.ingress) == .integer(0))
+        }
+    }
+}
+
 enum WorkerConfiguration {
     static func fast() -> Worker.Configuration {
         Worker.Configuration(
