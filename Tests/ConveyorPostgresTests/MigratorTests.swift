@@ -70,4 +70,35 @@ struct MigratorTests {
             #expect(results.flatMap { $0 } == migrator.migrations.map(\.name))
         }
     }
+
+    @Test(
+        "the schema itself refuses queue and kind names outside the envelope's rules, whoever writes the row",
+        arguments: [
+            ("default", "conveyor.noop", true),
+            (String(repeating: "q", count: 64), String(repeating: "k", count: 100), true),
+            ("a_b-9", "a_b-9.x", true),
+            ("", "conveyor.noop", false),
+            (String(repeating: "q", count: 65), "conveyor.noop", false),
+            ("Default", "conveyor.noop", false),
+            ("de fault", "conveyor.noop", false),
+            ("dé", "conveyor.noop", false),
+            ("q.x", "conveyor.noop", false),
+            ("default", "", false),
+            ("default", String(repeating: "k", count: 101), false),
+            ("default", "Conveyor.Noop", false),
+            ("default", "kind\n", false),
+        ])
+    func nameChecks(queue: String, kind: String, accepted: Bool) async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let insert: PostgresQuery = """
+                INSERT INTO conveyor_jobs (id, queue, kind, max_attempts, run_at, inserted_at)
+                VALUES (gen_random_uuid(), \(queue), \(kind), 1, now(), now())
+                """
+            if accepted {
+                try await client.query(insert, logger: TestDatabase.logger)
+            } else {
+                await #expect(throws: PSQLError.self) { try await client.query(insert, logger: TestDatabase.logger) }
+            }
+        }
+    }
 }
