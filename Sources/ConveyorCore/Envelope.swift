@@ -37,17 +37,25 @@ public enum Envelope {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             return .failure(Rejection("envelope is not valid UTF-8", code: "invalid_utf8"))
         }
-        let value: JSONValue
+        let parsed: (members: [String: JSONValue], raw: [String: Range<Int>])?
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: bytes)
+            parsed = try JSONParser.parseObjectKeepingRaw(bytes)
         } catch {
-            return .failure(Rejection("envelope is not valid JSON: \(describe(error))", code: "invalid_json"))
+            return .failure(Rejection("envelope is not valid JSON: \(error)", code: "invalid_json"))
         }
-        guard case .object(let fields) = value else {
-            return .failure(Rejection("envelope must be a JSON object, got \(value.typeName)", code: "not_object"))
+        guard let parsed else {
+            do {
+                let value = try JSONParser.parse(bytes)
+                return .failure(Rejection("envelope must be a JSON object, got \(value.typeName)", code: "not_object"))
+            } catch {
+                return .failure(Rejection("envelope is not valid JSON: \(error)", code: "invalid_json"))
+            }
         }
         do {
-            return .success(try job(from: fields, defaultID: defaultID()))
+            let rawArgs = parsed.raw["args"].map { range in
+                String(decoding: bytes[(bytes.startIndex + range.lowerBound)..<(bytes.startIndex + range.upperBound)], as: UTF8.self)
+            }
+            return .success(try job(from: parsed.members, rawArgs: rawArgs, defaultID: defaultID()))
         } catch let rejection as Rejection {
             return .failure(rejection)
         } catch {
@@ -55,7 +63,9 @@ public enum Envelope {
         }
     }
 
-    private static func job(from fields: [String: JSONValue], defaultID: UUID) throws -> NewJob {
+    /// `rawArgs` is the envelope's own text of `args`: stored as it came (PostgreSQL normalises it into
+    /// `jsonb`), which saves encoding the parsed value again.
+    private static func job(from fields: [String: JSONValue], rawArgs: String?, defaultID: UUID) throws -> NewJob {
         guard let version = fields["v"] else { throw Rejection("missing required field v") }
         guard case .integer(let number) = version else { throw Rejection("v must be an integer, got \(version.typeName)") }
         guard number == 1 else {
@@ -74,8 +84,11 @@ public enum Envelope {
             if let problem = JSONValue.object(args).storageProblem(maxDepth: NewJob.maxArgsDepth) {
                 throw Rejection(problem.description)
             }
-            let data = try JSONEncoder().encode(JSONValue.object(args))
-            job.args = String(decoding: data, as: UTF8.self)
+            if let rawArgs {
+                job.args = rawArgs
+            } else {
+                job.args = String(decoding: try JSONEncoder().encode(JSONValue.object(args)), as: UTF8.self)
+            }
         case let other?:
             throw Rejection("args must be an object, got \(other.typeName)")
         }
@@ -101,7 +114,7 @@ public enum Envelope {
             throw Rejection("tags must be an array of strings, got \(other.typeName)")
         }
         do {
-            // args was just encoded from a decoded JSON object: do not parse it a second time.
+            // args is the text of a JSON object just parsed and checked: do not parse it a second time.
             try job.validate(argsKnownToBeObject: true)
         } catch {
             throw Rejection(error.description)
@@ -153,7 +166,7 @@ public enum Envelope {
             "v": .integer(1), "kind": .string(job.kind), "id": .string(job.id.uuidString.lowercased()),
             "queue": .string(job.queue), "priority": .integer(Int64(job.priority)),
         ]
-        object["args"] = try JSONDecoder().decode(JSONValue.self, from: Data(job.args.utf8))
+        object["args"] = try JSONParser.parse(job.args)
         if let runAt = job.runAt { object["run_at"] = .string(RFC3339.formatPrecise(runAt)) }
         if let maxAttempts = job.maxAttempts { object["max_attempts"] = .integer(Int64(maxAttempts)) }
         if let uniqueKey = job.uniqueKey { object["unique_key"] = .string(uniqueKey) }

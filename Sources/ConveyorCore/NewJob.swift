@@ -106,7 +106,7 @@ public struct NewJob: Sendable, Equatable {
         let size = args.utf8.count
         guard size <= Self.maxArgsBytes else { throw .argsTooLarge(size) }
         if argsKnownToBeObject { return }
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(args.utf8)), case .object = value else {
+        guard let value = try? JSONParser.parse(args), case .object = value else {
             throw .argsNotAnObject
         }
         if let problem = value.storageProblem(maxDepth: Self.maxArgsDepth) { throw problem }

@@ -30,6 +30,12 @@ struct EnvelopeTests {
         #expect(args?["model"] as? String == "ctr")
     }
 
+    @Test("args are kept as sent: numbers beyond Double keep their digits, nothing is re-encoded")
+    func argsVerbatim() throws {
+        let job = try decode(#"{"v":1,"kind":"a","args":{"big":123456789012345678901234567890,"price":1.10}}"#).get()
+        #expect(job.args == #"{"big":123456789012345678901234567890,"price":1.10}"#)
+    }
+
     static let malformed: [(String, Data, String)] = [
         ("bad JSON", Data(#"{"v":1,"kind":"#.utf8), "not valid JSON"),
         ("not an object", Data("[1,2]".utf8), "must be a JSON object, got an array"),
