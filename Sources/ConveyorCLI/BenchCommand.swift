@@ -26,6 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @Flag(name: .customLong("no-redis"), help: "Skip the Redis phases (full path and idle latency).") var noRedis = false
     @Option(help: "Idle push-to-start latency samples (default 200).") var samples = 200
+    @Option(help: "Ingesters in the worker process for the full path (default 1).") var ingesters = 1
 
     func run() async throws {
         let logger = {
@@ -59,7 +60,7 @@ struct BenchCommand: AsyncParsableCommand {
                 if let redisConfiguration {
                     try await store.vacuum()
                     figures = try await Self.redisPath(
-                        jobs: jobs, concurrency: concurrency, samples: samples, redis: redisConfiguration, url: url, store: store,
+                        jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), samples: samples, redis: redisConfiguration, url: url, store: store,
                         queue: runtimeQueue, logger: logger)
                     _ = try await store.deleteAll(queue: runtimeQueue)
                 }
@@ -76,7 +77,7 @@ struct BenchCommand: AsyncParsableCommand {
         let milliseconds = { (duration: Duration) in (duration.seconds * 10_000).rounded() / 10 }
         if json {
             var object: [String: Any] = [
-                "jobs": jobs, "concurrency": concurrency, "claimers": claimers, "insert_jobs_per_second": Int(insertRate),
+                "jobs": jobs, "concurrency": concurrency, "claimers": claimers, "ingesters": ingesters, "insert_jobs_per_second": Int(insertRate),
                 "runtime_jobs_per_second": Int(runtime), "ceiling_jobs_per_second": Int(ceiling), "ratio": (ratio * 1000).rounded() / 1000,
             ]
             if let figures {

@@ -69,6 +69,8 @@ struct QueueProducer: Sendable {
                         state.backoff = .milliseconds(100)
                         if claimed.count < requested { state.drained = true }
                         if !claimed.isEmpty { WorkerMetrics.claimed(queue: queue.name, count: claimed.count) }
+                        logger.trace(
+                            "claim", metadata: ["n": "\(claimed.count)", "requested": "\(requested)", "took": "\(ContinuousClock.now - sent)"])
                         for job in claimed {
                             if stop.isStopped {
                                 // Claimed while the shutdown began: give it back untouched.
