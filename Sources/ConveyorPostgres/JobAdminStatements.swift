@@ -39,22 +39,18 @@ enum JobGet {
 /// `JobRetry`: gives dead (or, by id, cancelled) jobs another attempt now.
 ///
 /// `max_attempts` grows when the job has spent them all, so the retry really runs. A job whose unique
-/// key is held by an unfinished job stays where it is.
+/// key is held by an unfinished job stays where it is; of several selected jobs sharing a unique key,
+/// only the newest is retried (two would violate the key, and fail the whole retry).
 enum JobRetry {
     static func query(_ target: JobTarget, now: Date?) -> PostgresQuery {
         var query: PostgresQuery = """
-            UPDATE conveyor_jobs AS j
-            SET state = \(unescaped: JobState.available.sql),
-                run_at = coalesce(\(now)::timestamptz, now()),
-                max_attempts = greatest(j.max_attempts, j.attempt + 1),
-                finished_at = NULL,
-                cancel_reason = NULL,
-                cancel_requested_at = NULL,
-                cancelled_by = NULL
-            WHERE (j.unique_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM conveyor_jobs o
-                    WHERE o.unique_key = j.unique_key AND o.id <> j.id
-                      AND o.state IN (\(unescaped: JobState.available.sql), \(unescaped: JobState.running.sql))))
+            WITH chosen AS (
+                SELECT DISTINCT ON (coalesce(j.unique_key, j.id::text)) j.id
+                FROM conveyor_jobs AS j
+                WHERE (j.unique_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM conveyor_jobs o
+                        WHERE o.unique_key = j.unique_key AND o.id <> j.id
+                          AND o.state IN (\(unescaped: JobState.available.sql), \(unescaped: JobState.running.sql))))
             """
         switch target {
         case .ids(let ids):
@@ -66,7 +62,23 @@ enum JobRetry {
         case .all:
             query.sql += " AND j.state = \(JobState.dead.sql)"
         }
-        query.sql += " RETURNING j.id"
+        query.sql += """
+
+                ORDER BY coalesce(j.unique_key, j.id::text), j.seq DESC
+            )
+            UPDATE conveyor_jobs AS j
+            SET state = \(JobState.available.sql),
+                run_at = coalesce($\(query.binds.count + 1)::timestamptz, now()),
+                max_attempts = greatest(j.max_attempts, j.attempt + 1),
+                finished_at = NULL,
+                cancel_reason = NULL,
+                cancel_requested_at = NULL,
+                cancelled_by = NULL
+            FROM chosen
+            WHERE j.id = chosen.id AND j.state IN (\(JobState.dead.sql), \(JobState.cancelled.sql))
+            RETURNING j.id
+            """
+        query.binds.append(now)
         return query
     }
 }

@@ -53,6 +53,40 @@ struct JobAdminTests {
         }
     }
 
+    @Test("retry all with dead jobs sharing a unique key retries the newest, skips a key still held, and fails nothing")
+    func retryUniqueKeys() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            // Three generations of the same nightly job died, one after the other; one job of another key
+            // died while its successor is already waiting.
+            var nightly: [UUID] = []
+            for _ in 0..<3 {
+                nightly += try await store.insert([NewJob(kind: "a", queue: "graveyard", maxAttempts: 1, uniqueKey: "nightly")]).inserted
+                let claimed = try await store.claim("graveyard")
+                try await store.resolve(claimed.map {
+                    (id: $0.id, attempt: $0.attempt, resolution: .dead(FailureRecord(message: "boom", kind: .error)))
+                })
+            }
+            let held = try await store.insert([NewJob(kind: "a", queue: "graveyard", maxAttempts: 1, uniqueKey: "report")]).inserted
+            let claimed = try await store.claim("graveyard")
+            try await store.resolve(claimed.map {
+                (id: $0.id, attempt: $0.attempt, resolution: .dead(FailureRecord(message: "boom", kind: .error)))
+            })
+            let successor = try await store.insert([NewJob(kind: "a", queue: "other", uniqueKey: "report")]).inserted
+            #expect(successor.count == 1)
+
+            let retried = try await store.retry(.all)
+            #expect(retried == [nightly[2]])
+            #expect(try await store.require(nightly[0]).state == .dead)
+            #expect(try await store.require(nightly[1]).state == .dead)
+            #expect(try await store.require(held[0]).state == .dead)
+            // Once the retried one finished, the next retry takes the next generation.
+            let again = try await store.claim("graveyard")
+            _ = try await store.complete(again.map { (id: $0.id, attempt: $0.attempt) })
+            #expect(try await store.retry(.all) == [nightly[1]])
+        }
+    }
+
     @Test("discard cancels waiting and dead jobs with a reason, never running ones")
     func discard() async throws {
         try await TestDatabase.withFresh { client, _ in
