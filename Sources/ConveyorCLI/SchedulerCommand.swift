@@ -28,23 +28,23 @@ struct SchedulerCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(name: .customLong("leader-ttl"), help: "Seconds a leader's lease lasts; another scheduler takes over this long after it dies (env: CONVEYOR_LEADER_TTL; default 15).")
-    var leaderTTL: Double?
+    @OptionGroup var maintenanceOptions: MaintenanceOptions
 
     func run() async throws {
         let schedules = try ScheduleSettings.schedules()
-        let ttl = try Settings.seconds(leaderTTL, env: "CONVEYOR_LEADER_TTL", flagName: "--leader-ttl", default: 15, range: 1...3600)
         let holder = "scheduler-" + Worker.defaultID()
+        // The same retention as the workers': whichever process leads prunes.
+        let maintenanceConfiguration = try maintenanceOptions.configuration(holder: holder)
+        let ttl = maintenanceConfiguration.election.ttl
         let logger = Logger(label: "conveyor.scheduler")
         let registry = ConveyorKinds.registry()
         try await database.withClient(logger: logger) { client in
             let store = PostgresJobStore(client: client)
-            let election = LeaderElection.Configuration(holder: holder, ttl: ttl, renewInterval: ttl / 3)
             let scheduler = Scheduler(
                 schedules: schedules, store: store,
                 election: LeaderElection.Configuration(name: "scheduler", holder: holder, ttl: ttl, renewInterval: ttl / 3),
                 maxAttempts: { registry.defaultMaxAttempts(for: $0) }, logger: logger)
-            let maintenance = Maintenance(configuration: .init(election: election), store: store)
+            let maintenance = Maintenance(configuration: maintenanceConfiguration, store: store)
             try await ServiceRunner.run([maintenance, scheduler], logger: logger)
         }
     }

@@ -39,21 +39,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a claimed job stays held without a heartbeat; renewed every third of it (env: CONVEYOR_LEASE; default 30).")
     var lease: Double?
 
-    @Option(name: .customLong("retention-completed"), help: "How long completed and cancelled jobs are kept, e.g. 24h, 7d, off (env: CONVEYOR_RETENTION_COMPLETED; default 24h).")
-    var retentionCompleted: String?
-
-    @Option(name: .customLong("retention-dead"), help: "How long dead jobs are kept, e.g. 30d, off (env: CONVEYOR_RETENTION_DEAD; default 30d).")
-    var retentionDead: String?
-
-    @Option(name: .customLong("leader-ttl"), help: "Seconds the maintenance leader's lease lasts; another process takes over this long after the leader dies (env: CONVEYOR_LEADER_TTL; default 15).")
-    var leaderTTL: Double?
+    @OptionGroup var maintenanceOptions: MaintenanceOptions
 
     @Option(name: .customLong("worker-id"), help: "Name recorded on claimed jobs (env: CONVEYOR_WORKER_ID; default host-pid-random).")
     var workerID: String?
 
     func run() async throws {
         let configuration = try workerConfiguration()
-        let maintenanceConfiguration = try maintenance(holder: configuration.workerID)
+        let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)
         let url = try database.url()
         let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
@@ -103,16 +96,5 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.lease = try Settings.seconds(lease, env: "CONVEYOR_LEASE", flagName: "--lease", default: 30, range: 1...86_400)
         configuration.heartbeatInterval = configuration.lease / 3
         return configuration
-    }
-
-    /// The leader-run maintenance settings.
-    func maintenance(holder: String) throws -> Maintenance.Configuration {
-        let ttl = try Settings.seconds(leaderTTL, env: "CONVEYOR_LEADER_TTL", flagName: "--leader-ttl", default: 15, range: 1...3600)
-        return Maintenance.Configuration(
-            election: LeaderElection.Configuration(holder: holder, ttl: ttl, renewInterval: ttl / 3),
-            finishedRetention: try Settings.duration(
-                retentionCompleted, env: "CONVEYOR_RETENTION_COMPLETED", flagName: "--retention-completed", default: .seconds(86_400)),
-            deadRetention: try Settings.duration(
-                retentionDead, env: "CONVEYOR_RETENTION_DEAD", flagName: "--retention-dead", default: .seconds(30 * 86_400)))
     }
 }

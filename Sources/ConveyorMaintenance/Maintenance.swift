@@ -25,6 +25,9 @@ public struct Maintenance: Service {
         public var finishedRetention: Duration?
         /// How long dead jobs are kept (`nil`: forever). Default 30 days.
         public var deadRetention: Duration?
+        /// How long quarantined envelopes are kept (`nil`: until purged by hand). Default 30 days: a
+        /// producer gone wrong must not fill the disk with rejects.
+        public var rejectedRetention: Duration?
         /// Rows per rescue and per pruning statement. Default 1000.
         public var batchSize: Int
 
@@ -32,13 +35,14 @@ public struct Maintenance: Service {
         public init(
             election: LeaderElection.Configuration, rescueInterval: Duration = .seconds(1), pruneInterval: Duration = .seconds(60),
             finishedRetention: Duration? = .seconds(24 * 3600), deadRetention: Duration? = .seconds(30 * 24 * 3600),
-            batchSize: Int = 1000
+            rejectedRetention: Duration? = .seconds(30 * 24 * 3600), batchSize: Int = 1000
         ) {
             self.election = election
             self.rescueInterval = rescueInterval
             self.pruneInterval = pruneInterval
             self.finishedRetention = finishedRetention
             self.deadRetention = deadRetention
+            self.rejectedRetention = rejectedRetention
             self.batchSize = batchSize
         }
     }
@@ -97,21 +101,38 @@ public struct Maintenance: Service {
         }
     }
 
-    /// One pruning pass: deletes old finished jobs in small batches until none is left.
+    /// One pruning pass: deletes old finished jobs, then old quarantined envelopes, in small batches
+    /// until none is left.
     public func prune() async throws {
-        guard configuration.finishedRetention != nil || configuration.deadRetention != nil else { return }
+        let retentions = [configuration.finishedRetention, configuration.deadRetention, configuration.rejectedRetention]
+        guard retentions.contains(where: { $0 != nil }) else { return }
         let now = try await store.now()
-        let finishedBefore = configuration.finishedRetention.map { now.addingTimeInterval(-$0.seconds) }
-        let deadBefore = configuration.deadRetention.map { now.addingTimeInterval(-$0.seconds) }
+        let cutoff = { (retention: Duration?) in retention.map { now.addingTimeInterval(-$0.seconds) } }
+        let finishedBefore = cutoff(configuration.finishedRetention), deadBefore = cutoff(configuration.deadRetention)
+        if finishedBefore != nil || deadBefore != nil {
+            let total = try await inBatches { try await store.prune(finishedBefore: finishedBefore, deadBefore: deadBefore, limit: $0) }
+            if total > 0 {
+                Counter(label: "conveyor_pruned_total").increment(by: total)
+                logger.info("pruned finished jobs past their retention", metadata: ["deleted": "\(total)"])
+            }
+        }
+        if let rejectedBefore = cutoff(configuration.rejectedRetention) {
+            let total = try await inBatches { try await store.pruneRejected(before: rejectedBefore, limit: $0) }
+            if total > 0 {
+                Counter(label: "conveyor_rejected_pruned_total").increment(by: total)
+                logger.info("pruned quarantined envelopes past their retention", metadata: ["deleted": "\(total)"])
+            }
+        }
+    }
+
+    /// Runs `delete` with the batch size until a batch comes back short; returns the rows deleted.
+    private func inBatches(_ delete: (Int) async throws -> Int) async throws -> Int {
         var total = 0
         while !Task.isCancelled {
-            let deleted = try await store.prune(finishedBefore: finishedBefore, deadBefore: deadBefore, limit: configuration.batchSize)
+            let deleted = try await delete(configuration.batchSize)
             total += deleted
             if deleted < configuration.batchSize { break }
         }
-        if total > 0 {
-            Counter(label: "conveyor_pruned_total").increment(by: total)
-            logger.info("pruned finished jobs past their retention", metadata: ["deleted": "\(total)"])
-        }
+        return total
     }
 }

@@ -58,4 +58,9 @@ extension PostgresJobStore {
             return count
         }
     }
+
+    /// Deletes up to `limit` quarantined envelopes received before `before` (retention); returns how many.
+    public func pruneRejected(before: Date, limit: Int = 1000) async throws -> Int {
+        try await ids(RejectedStatements.prune(before: before, limit: limit)).count
+    }
 }

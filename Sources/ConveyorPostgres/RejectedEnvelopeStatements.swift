@@ -44,6 +44,22 @@ enum RejectedStatements {
         }
     }
 
+    /// Deletes up to `limit` envelopes received before `before`, oldest first, skipping rows an
+    /// operator's purge holds (retention pruning: small batches, short locks).
+    static func prune(before: Date, limit: Int) -> PostgresQuery {
+        """
+        WITH doomed AS (
+            SELECT id FROM conveyor_rejected_envelopes
+            WHERE received_at < \(before)
+            ORDER BY received_at
+            LIMIT \(limit)
+            FOR UPDATE SKIP LOCKED
+        )
+        DELETE FROM conveyor_rejected_envelopes AS r USING doomed WHERE r.id = doomed.id
+        RETURNING r.id
+        """
+    }
+
     static func decode(_ rows: PostgresRowSequence) async throws -> [RejectedEnvelope] {
         var result: [RejectedEnvelope] = []
         for try await (id, seq, payload, reason, receivedAt, source) in rows.decode((UUID, Int64, ByteBuffer, String, Date, String).self) {

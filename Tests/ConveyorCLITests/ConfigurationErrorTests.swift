@@ -74,6 +74,11 @@ struct ConfigurationErrorTests {
         (["worker"], ["CONVEYOR_QUEUES": "Render=2"], "conveyor: CONVEYOR_QUEUES: queue name \"Render\" must match [a-z0-9_-]{1,64}"),
         (["worker"], ["CONVEYOR_CONCURRENCY": "lots"], "conveyor: CONVEYOR_CONCURRENCY: \"lots\" must be an integer from 1 to 10000"),
         (["worker", "--grace-period=-1"], [String: String](), "conveyor: --grace-period: -1.0 s is out of range 0.0...3600.0 s"),
+        (["worker", "--retention-rejected", "forever"], [String: String](),
+         "conveyor: --retention-rejected: \"forever\" is not a duration (e.g. 90s, 15m, 24h, 30d, or off)"),
+        // The scheduler leads maintenance too, so it reads the same retention settings.
+        (["scheduler"], ["CONVEYOR_RETENTION_DEAD": "1 month"],
+         "conveyor: CONVEYOR_RETENTION_DEAD: \"1 month\" is not a duration (e.g. 90s, 15m, 24h, 30d, or off)"),
     ])
     func badQueues(arguments: [String], environment: [String: String], expected: String) async throws {
         var environment = environment

@@ -158,4 +158,35 @@ struct RescueAndPruneTests {
             #expect(remaining == Set(oldWaiting + oldRunning), "dead jobs go after 30 days; unfinished ones never")
         }
     }
+
+    @Test("pruning deletes quarantined envelopes past their retention, oldest first in batches; off keeps them")
+    func pruneRejected() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let day: TimeInterval = 86_400
+            let reject = { (count: Int) in
+                (0..<count).map { index in
+                    Rejection(id: UUID(), payload: Data("bad \(index)".utf8), reason: "envelope is not valid JSON", source: "test")
+                }
+            }
+            _ = try await store.ingest(jobs: [], rejected: reject(25), maxAttempts: { _ in 1 })
+            clock.advance(by: 20 * day)
+            _ = try await store.ingest(jobs: [], rejected: reject(3), maxAttempts: { _ in 1 })
+            clock.advance(by: 11 * day)
+
+            let keepAll = Maintenance(
+                configuration: .init(election: .init(holder: "test"), rejectedRetention: nil, batchSize: 7),
+                store: store, logger: TestDatabase.logger)
+            try await keepAll.prune()
+            #expect(try await store.rejectedEnvelopes(limit: 100).count == 28)
+
+            let maintenance = Maintenance(
+                configuration: .init(election: .init(holder: "test"), rejectedRetention: .seconds(30 * day), batchSize: 7),
+                store: store, logger: TestDatabase.logger)
+            try await maintenance.prune()
+            let left = try await store.rejectedEnvelopes(limit: 100)
+            #expect(left.count == 3, "the 25 older than 30 days go, in batches of 7; the 3 of 11 days stay")
+        }
+    }
 }
