@@ -55,6 +55,7 @@ class Workers:
         self.procs = {}          # slot -> (Popen, worker id)
         self.incarnation = 0
         self.killed = set()      # worker ids that were SIGKILLed
+        self.unavailable = []    # worker ids that exited 69 at start (a server was down) and were restarted
         for slot in range(count):
             self.start(slot)
 
@@ -78,8 +79,22 @@ class Workers:
         return worker_id
 
     def crashed(self):
-        """Workers that exited on their own (a crash): a violation."""
-        return [wid for proc, wid in self.procs.values() if proc.poll() is not None]
+        """Workers that exited on their own (a crash): a violation.
+
+        One exception, played as a process supervisor would: a worker (re)started while PostgreSQL or
+        Redis is restarting cannot connect, says so in one line and exits 69 (EX_UNAVAILABLE) by design;
+        it is started again and counted, not reported."""
+        crashed = []
+        for slot, (proc, wid) in list(self.procs.items()):
+            status = proc.poll()
+            if status is None:
+                continue
+            if status == 69:
+                self.unavailable.append(wid)
+                self.start(slot)
+            else:
+                crashed.append(f"{wid} (exit {status})")
+        return crashed
 
     def stop(self):
         for proc, _ in self.procs.values():
@@ -202,6 +217,9 @@ def main():
     if crashed:
         violations.append(f"worker(s) exited on their own: {crashed}")
     workers.stop()
+    if workers.unavailable:
+        log(f"{len(workers.unavailable)} worker start(s) found a server restarting, exited 69 and were started again: "
+            f"{workers.unavailable}")
 
     rows = psql("SELECT id, kind, state, attempt, max_attempts, errors::text FROM conveyor_jobs")
     rejected = int(psql("SELECT count(*) FROM conveyor_rejected_envelopes")[0][0])
