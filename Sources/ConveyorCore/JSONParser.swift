@@ -249,8 +249,11 @@ public enum JSONParser {
                 } else if (0xDC00...0xDFFF).contains(scalar) {
                     throw error("unpaired surrogate \\u\(String(scalar, radix: 16, uppercase: true))")
                 }
-                // Valid by construction: surrogates are paired or refused above.
-                utf8.append(contentsOf: Unicode.UTF8.encode(Unicode.Scalar(scalar)!)!)
+                // Surrogates were paired or refused above, so every value here is a scalar.
+                guard let unicode = Unicode.Scalar(scalar), let encoded = Unicode.UTF8.encode(unicode) else {
+                    throw error("invalid code point \\u\(String(scalar, radix: 16, uppercase: true))")
+                }
+                utf8.append(contentsOf: encoded)
             default:
                 index -= 1
                 throw error("invalid escape \\\(describeCurrent())")
