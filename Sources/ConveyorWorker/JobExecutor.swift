@@ -24,16 +24,11 @@ struct JobExecutor: Sendable {
         let handlerTask = Task {
             finish.set(.finished(await handler()))
         }
+        stop.onStop { reason in finish.set(.stopped(reason)) }
         return await withTaskCancellationHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    if let reason = await stop.wait() { finish.set(.stopped(reason)) }
-                }
-                let winner = await finish.wait()
-                group.cancelAll()
-                if case .stopped = winner { handlerTask.cancel() }
-                return winner
-            }
+            let winner = await finish.wait()
+            if case .stopped = winner { handlerTask.cancel() }
+            return winner
         } onCancel: {
             finish.set(.stopped(.shutdown))
             handlerTask.cancel()
