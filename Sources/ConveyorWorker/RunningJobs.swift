@@ -25,7 +25,8 @@ final class StopChannel: Sendable {
     private let state = Mutex(State())
 
     /// Calls `observer` once with the first stop reason: at once if the job was already asked to stop.
-    /// (A callback rather than an awaiting task: one task fewer per job on the hot path.)
+    /// One observer per channel (the executor's race registers it); a callback rather than an awaiting
+    /// task: one task fewer per job on the hot path.
     func onStop(_ observer: @escaping @Sendable (StopReason) -> Void) {
         let reason = state.withLock { state -> StopReason? in
             if let reason = state.reason { return reason }
