@@ -82,11 +82,13 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var target: JobTargetOptions
         @Option(help: "Recorded on each job (default: discarded by operator).") var reason = "discarded by operator"
+        @Option(help: "Who discards, recorded on each job (default: $USER@HOST, or operator).") var by: String?
 
         func run() async throws {
             let target = try target.target()
+            let who = by ?? Settings.operatorName()
             let ids = try await database.withClient(logger: Logger(label: "conveyor.jobs")) { client in
-                try await PostgresJobStore(client: client).discard(target, reason: reason)
+                try await PostgresJobStore(client: client).discard(target, reason: reason, by: who)
             }
             print("discarded \(ids.count) job\(ids.count == 1 ? "" : "s")")
         }
@@ -104,11 +106,11 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var target: JobTargetOptions
         @Option(help: "Every waiting or running job of this queue.") var queue: String?
         @Option(help: "Recorded on each job (default: cancelled by operator).") var reason = "cancelled by operator"
-        @Option(help: "Who cancels, recorded on each job (env: USER; default: operator@HOST).") var by: String?
+        @Option(help: "Who cancels, recorded on each job (default: $USER@HOST, or operator).") var by: String?
 
         func run() async throws {
             let target = try target.target(queue: queue, queueAllowed: true)
-            let who = by ?? Settings.string(nil, env: "USER").map { "\($0)@\(ProcessInfo.processInfo.hostName)" } ?? "operator"
+            let who = by ?? Settings.operatorName()
             let result = try await database.withClient(logger: Logger(label: "conveyor.jobs")) { client in
                 try await PostgresJobStore(client: client).cancel(target, reason: reason, by: who)
             }

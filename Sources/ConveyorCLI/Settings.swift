@@ -69,4 +69,9 @@ enum Settings {
         }
         return .milliseconds(Int64(amount * unit * 1000))
     }
+
+    /// Who runs an admin command, recorded on the jobs it changes: `$USER@host`, or `operator`.
+    static func operatorName() -> String {
+        string(nil, env: "USER").map { "\($0)@\(ProcessInfo.processInfo.hostName)" } ?? "operator"
+    }
 }

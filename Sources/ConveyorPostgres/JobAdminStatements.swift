@@ -85,12 +85,13 @@ enum JobRetry {
 
 /// `JobDiscard`: cancels waiting or dead jobs, recording the reason.
 enum JobDiscard {
-    static func query(_ target: JobTarget, reason: String, now: Date?) -> PostgresQuery {
+    static func query(_ target: JobTarget, reason: String, by: String?, now: Date?) -> PostgresQuery {
         var query: PostgresQuery = """
             UPDATE conveyor_jobs AS j
             SET state = \(unescaped: JobState.cancelled.sql),
                 finished_at = coalesce(\(now)::timestamptz, now()),
-                cancel_reason = \(reason)
+                cancel_reason = \(reason),
+                cancelled_by = \(by)
             WHERE j.state IN (\(unescaped: JobState.available.sql), \(unescaped: JobState.dead.sql))
             """
         query.restrict(to: target)

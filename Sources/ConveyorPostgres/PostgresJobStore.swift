@@ -89,9 +89,9 @@ public struct PostgresJobStore: Sendable {
         try await ids(JobRetry.query(target, now: clock.bind))
     }
 
-    /// Cancels waiting or dead jobs with `reason`; returns the ids cancelled.
-    public func discard(_ target: JobTarget, reason: String) async throws -> [UUID] {
-        try await ids(JobDiscard.query(target, reason: reason, now: clock.bind))
+    /// Cancels waiting or dead jobs with `reason`, recording `by` as who did; returns the ids cancelled.
+    public func discard(_ target: JobTarget, reason: String, by: String? = nil) async throws -> [UUID] {
+        try await ids(JobDiscard.query(target, reason: reason, by: by, now: clock.bind))
     }
 
     /// Deletes every job of `queue`, whatever its state; returns how many. For benchmarks and tests.

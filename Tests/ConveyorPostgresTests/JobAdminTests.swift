@@ -95,9 +95,10 @@ struct JobAdminTests {
             let running = try await store.insert([NewJob(kind: "r")]).inserted
             _ = try await store.claim()
             let waiting = try await store.insert([NewJob(kind: "w")]).inserted
-            let discarded = try await store.discard(.all, reason: "discarded by operator")
+            let discarded = try await store.discard(.all, reason: "discarded by operator", by: "ana@ops-1")
             #expect(Set(discarded) == Set(dead + waiting))
             #expect(try await store.require(dead[0]).cancelReason == "discarded by operator")
+            #expect(try await store.require(waiting[0]).cancelledBy == "ana@ops-1")
             #expect(try await store.require(running[0]).state == .running)
         }
     }
