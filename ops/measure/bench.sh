@@ -8,8 +8,8 @@
 # (ops/services start); uses a scratch database `conveyor_bench` on that server, dropped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-runs=${1:-3}
-shift || true
+runs=3
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
 eval "$(ops/services env)"
 admin="${DATABASE_URL%/*}/postgres"
 export DATABASE_URL="${DATABASE_URL%/*}/conveyor_bench"

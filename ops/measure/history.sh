@@ -11,9 +11,10 @@
 # Needs the release build and the local services (ops/services start).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rows=${1:-5000000}
-runs=${2:-3}
-shift 2 || shift $# || true
+rows=5000000
+runs=3
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rows=$1; shift; fi
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
 eval "$(ops/services env)"
 admin="${DATABASE_URL%/*}/postgres"
 export DATABASE_URL="${DATABASE_URL%/*}/conveyor_bench"
