@@ -7,8 +7,8 @@ import Synchronization
 /// Buffers attempt results and writes them in batches: one statement for completions, one for the rest.
 ///
 /// A batch is flushed when it reaches ``Configuration/maxBatch`` or after ``Configuration/linger``
-/// (so low rates still write in batches, not one id per statement); under load, whatever gathered
-/// during one flush is written by the next one at once. Writes are fenced by attempt:
+/// (so low rates still write in batches, not one id per statement); under load, a batch that
+/// gathered during one flush is written by the next one at once. Writes are fenced by attempt:
 /// results of a job that was claimed again meanwhile are dropped and counted as stale.
 final class JobCompleter: Sendable {
     /// Batching settings.
@@ -59,9 +59,9 @@ final class JobCompleter: Sendable {
     /// Flushes batches until ``finish()`` is called and the buffer is empty, or the task is cancelled.
     func run() async {
         for await _ in signal.stream {
-            // Linger only when results start arriving after a quiet spell: while busy, the previous
-            // flush's round trip already gathered the next batch, and waiting again would cap the
-            // completion rate at one batch per (linger + flush) — it did, at ~11k jobs/s.
+            // Linger when results start arriving after a quiet spell, or trickle in. When a flush's
+            // round trip already gathered a real batch (a tenth of the maximum), write it at once:
+            // waiting again capped completions at one batch per (linger + flush), ~11k jobs/s.
             var busy = false
             while true {
                 let (count, finishing) = buffer.withLock { ($0.items.count, $0.finishing) }
@@ -69,7 +69,8 @@ final class JobCompleter: Sendable {
                     if finishing { return }
                     break
                 }
-                if count < configuration.maxBatch && !finishing && !busy {
+                let gathered = busy && count >= max(1, configuration.maxBatch / 10)
+                if count < configuration.maxBatch && !finishing && !gathered {
                     try? await Task.sleep(for: configuration.linger)
                 }
                 busy = true

@@ -30,6 +30,8 @@ struct QueueProducer: Sendable {
         var reserved = 0
         var claimsInFlight = 0
         var drained = false
+        /// Poll events seen (notifications of new jobs, poll ticks).
+        var polls = 0
         var nextClaim = ContinuousClock.now
         var timerPending = false
         var backoff = Duration.milliseconds(100)
@@ -64,12 +66,16 @@ struct QueueProducer: Sendable {
                     case .wake:
                         inbox.wakeReceived()
                     case .poll:
+                        state.polls += 1
                         state.drained = false
-                    case .claimed(let claimed, let requested, let sent):
+                    case .claimed(let claimed, let requested, let sent, let polls):
                         state.claimsInFlight -= 1
                         state.reserved -= requested
                         state.backoff = .milliseconds(100)
-                        if claimed.count < requested { state.drained = true }
+                        // Short means drained — unless work was announced after this claim was sent: its
+                        // snapshot may predate that commit, and believing it would leave the new job
+                        // waiting for the poll interval (seen: one push in 50 took 1 s).
+                        if claimed.count < requested && polls == state.polls { state.drained = true }
                         if !claimed.isEmpty { WorkerMetrics.claimed(queue: queue.name, count: claimed.count) }
                         logger.trace(
                             "claim", metadata: ["n": "\(claimed.count)", "requested": "\(requested)", "took": "\(ContinuousClock.now - sent)"])
@@ -140,12 +146,13 @@ struct QueueProducer: Sendable {
                     if running.count > 0 || state.claimsInFlight > 0 { state.nextClaim = now + settings.claimCooldown }
                     state.claimsInFlight += 1
                     state.reserved += free
+                    let polls = state.polls
                     helpers.addTask {
                         do {
                             let sent = ContinuousClock.now
                             let claimed = try await store.claim(
                                 queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
-                            inbox.deliver(.claimed(claimed, requested: free, sent: sent))
+                            inbox.deliver(.claimed(claimed, requested: free, sent: sent, polls: polls))
                         } catch {
                             inbox.deliver(.claimFailed(requested: free, error: "\(error)"))
                         }
