@@ -30,6 +30,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-redis"), help: "Skip the Redis phases (full path and idle latency).") var noRedis = false
     @Option(help: "Idle push-to-start latency samples (default 200).") var samples = 200
     @Option(help: "Ingesters in the worker process for the full path (default 1).") var ingesters = 1
+    @Flag(help: "Only the full path (Redis → completed) and the latency samples: no PostgreSQL-only phases, no ceilings (for profiling).")
+    var endToEndOnly = false
 
     func run() async throws {
         let logger = {
@@ -47,6 +49,14 @@ struct BenchCommand: AsyncParsableCommand {
             let runtimeQueue = "bench_\(suffix)", ceilingQueue = "bench_\(suffix)_sql"
             defer { _ = (runtimeQueue, ceilingQueue) }
             do {
+                if endToEndOnly {
+                    guard let redisConfiguration else { throw CommandError.failed("--end-to-end-only needs Redis") }
+                    let figures = try await Self.redisPath(
+                        jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), samples: samples, redis: redisConfiguration, url: url,
+                        store: store, queue: runtimeQueue, logger: logger)
+                    _ = try await store.deleteAll(queue: runtimeQueue)
+                    return (Double.nan, Double.nan, Double.nan, Optional(figures))
+                }
                 let insertRate = try await Self.insert(jobs, queue: runtimeQueue, store: store)
                 try await store.vacuum()
                 let runtime = try await Self.drainWithWorker(jobs, queue: runtimeQueue, concurrency: concurrency, store: store, logger: logger)
@@ -82,15 +92,20 @@ struct BenchCommand: AsyncParsableCommand {
         let endToEndCeiling = 1 / (1 / insertRate + 1 / ceiling)
         let milliseconds = { (duration: Duration) in (duration.seconds * 10_000).rounded() / 10 }
         if json {
-            var object: [String: Any] = [
-                "jobs": jobs, "concurrency": concurrency, "claimers": claimers, "ingesters": ingesters, "insert_jobs_per_second": Int(insertRate),
-                "runtime_jobs_per_second": Int(runtime), "ceiling_jobs_per_second": Int(ceiling), "ratio": (ratio * 1000).rounded() / 1000,
-            ]
+            var object: [String: Any] = ["jobs": jobs, "concurrency": concurrency, "claimers": claimers, "ingesters": ingesters]
+            if !endToEndOnly {
+                object["insert_jobs_per_second"] = Int(insertRate)
+                object["runtime_jobs_per_second"] = Int(runtime)
+                object["ceiling_jobs_per_second"] = Int(ceiling)
+                object["ratio"] = (ratio * 1000).rounded() / 1000
+            }
             if let figures {
                 object["redis_push_jobs_per_second"] = Int(figures.pushRate)
                 object["end_to_end_jobs_per_second"] = Int(figures.endToEnd)
-                object["end_to_end_ceiling_jobs_per_second"] = Int(endToEndCeiling)
-                object["end_to_end_ratio"] = (figures.endToEnd / endToEndCeiling * 1000).rounded() / 1000
+                if !endToEndOnly {
+                    object["end_to_end_ceiling_jobs_per_second"] = Int(endToEndCeiling)
+                    object["end_to_end_ratio"] = (figures.endToEnd / endToEndCeiling * 1000).rounded() / 1000
+                }
                 object["latency_p50_ms"] = milliseconds(figures.percentile(0.5))
                 object["latency_p99_ms"] = milliseconds(figures.percentile(0.99))
                 object["latency_samples"] = figures.latencies.count
@@ -99,15 +114,19 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("jobs: \(jobs), worker concurrency: \(concurrency), ceiling loops: \(claimers) x claim \(concurrency)")
-            print(String(format: "insert (JobInsertMany, 1000/statement): %8.0f jobs/s", insertRate))
-            print(String(format: "worker runtime (claim→run→complete):    %8.0f jobs/s", runtime))
-            print(String(format: "SQL ceiling (claim+complete loops):     %8.0f jobs/s", ceiling))
-            print(String(format: "runtime / ceiling:                      %8.1f %%", ratio * 100))
+            if !endToEndOnly {
+                print(String(format: "insert (JobInsertMany, 1000/statement): %8.0f jobs/s", insertRate))
+                print(String(format: "worker runtime (claim→run→complete):    %8.0f jobs/s", runtime))
+                print(String(format: "SQL ceiling (claim+complete loops):     %8.0f jobs/s", ceiling))
+                print(String(format: "runtime / ceiling:                      %8.1f %%", ratio * 100))
+            }
             if let figures {
                 print(String(format: "Redis push (pipelined LPUSH):           %8.0f jobs/s", figures.pushRate))
                 print(String(format: "end to end (Redis → completed):         %8.0f jobs/s", figures.endToEnd))
-                print(String(format: "end-to-end SQL ceiling (derived):       %8.0f jobs/s (1 / (1/insert + 1/ceiling))", endToEndCeiling))
-                print(String(format: "end to end / its ceiling:               %8.1f %%", figures.endToEnd / endToEndCeiling * 100))
+                if !endToEndOnly {
+                    print(String(format: "end-to-end SQL ceiling (derived):       %8.0f jobs/s (1 / (1/insert + 1/ceiling))", endToEndCeiling))
+                    print(String(format: "end to end / its ceiling:               %8.1f %%", figures.endToEnd / endToEndCeiling * 100))
+                }
                 print(String(format: "idle push → handler start: p50 %.1f ms, p99 %.1f ms (%d samples)",
                     milliseconds(figures.percentile(0.5)), milliseconds(figures.percentile(0.99)), figures.latencies.count))
             }

@@ -31,6 +31,14 @@ public enum ConveyorStoreError: Error, Sendable, CustomStringConvertible {
         return .database(describe(error))
     }
 
+    /// Whether `error` is PostgreSQL's unique violation (SQLSTATE 23505), directly or as a transaction's cause.
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        if let error = error as? PostgresTransactionError {
+            return error.closureError.map(isUniqueViolation) ?? false
+        }
+        return (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+
     /// Describes a PostgresNIO error for operators: server message and SQLSTATE, or the client-side code.
     /// `PSQLError.description` is deliberately generic, and the query text is never included.
     public static func describe(_ error: any Error) -> String {

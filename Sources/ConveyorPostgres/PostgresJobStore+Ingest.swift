@@ -17,25 +17,47 @@ extension PostgresJobStore {
         public var quarantined: Int
     }
 
-    /// Inserts a batch of jobs and quarantines the rejected envelopes in one transaction.
+    /// Inserts a batch of jobs and quarantines the rejected envelopes, atomically.
+    ///
+    /// The common batch — no unique keys — is first inserted without `ON CONFLICT` (cheaper per row, see
+    /// `JobInsertMany`); if an id was already ingested (a recovered batch, a producer pushing twice) that
+    /// fails as a whole and the batch is written again with the clause, which drops the duplicates. A
+    /// batch without rejections is one statement, so it needs no `BEGIN`/`COMMIT` round trips either.
     public func ingest(
         jobs: [NewJob], rejected: [Rejection], maxAttempts: @escaping @Sendable (String) -> Int
     ) async throws -> IngestResult {
-        let jobQuery = jobs.isEmpty ? nil : JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind)
-        let rejectQuery = rejected.isEmpty ? nil : RejectedInsertMany.query(rejected, now: clock.bind)
-        let logger = self.logger
-        return try await perform {
-            try await client.withTransaction(logger: logger) { connection in
-                var inserted = 0, quarantined = 0
-                if let jobQuery {
-                    for try await _ in try await connection.query(jobQuery, logger: logger).decode(UUID.self) { inserted += 1 }
-                }
-                if let rejectQuery {
-                    for try await _ in try await connection.query(rejectQuery, logger: logger).decode(UUID.self) { quarantined += 1 }
-                }
-                return IngestResult(inserted: inserted, duplicates: jobs.count - inserted, quarantined: quarantined)
+        if !jobs.isEmpty, !jobs.contains(where: { $0.uniqueKey != nil }) {
+            do {
+                return try await ingestOnce(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, dropDuplicates: false)
+            } catch let error where ConveyorStoreError.isUniqueViolation(error) {
+                logger.debug("ingest batch holds an id already ingested; writing it again without the duplicates", metadata: ["jobs": "\(jobs.count)"])
+            } catch {
+                throw Self.storeError(error)
             }
         }
+        return try await perform { try await ingestOnce(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, dropDuplicates: true) }
+    }
+
+    private func ingestOnce(
+        jobs: [NewJob], rejected: [Rejection], maxAttempts: @escaping @Sendable (String) -> Int, dropDuplicates: Bool
+    ) async throws -> IngestResult {
+        let jobQuery = jobs.isEmpty ? nil : JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind, dropDuplicates: dropDuplicates)
+        let rejectQuery = rejected.isEmpty ? nil : RejectedInsertMany.query(rejected, now: clock.bind)
+        let logger = self.logger
+        @Sendable func write(_ runner: some QueryRunner) async throws -> IngestResult {
+            var inserted = 0, quarantined = 0
+            if let jobQuery {
+                for try await _ in try await runner.run(jobQuery, logger: logger).decode(UUID.self) { inserted += 1 }
+            }
+            if let rejectQuery {
+                for try await _ in try await runner.run(rejectQuery, logger: logger).decode(UUID.self) { quarantined += 1 }
+            }
+            return IngestResult(inserted: inserted, duplicates: jobs.count - inserted, quarantined: quarantined)
+        }
+        if rejectQuery == nil || jobQuery == nil {
+            return try await write(client)
+        }
+        return try await client.withTransaction(logger: logger) { connection in try await write(connection) }
     }
 
     /// Quarantined envelopes, newest first.

@@ -129,12 +129,22 @@ public struct PostgresJobStore: Sendable {
     func perform<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as PSQLError {
-            throw ConveyorStoreError.wrap(error)
-        } catch let error as PostgresTransactionError {
-            let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
-            throw cause.map(ConveyorStoreError.wrap) ?? ConveyorStoreError.database("transaction failed")
+        } catch {
+            throw Self.storeError(error)
         }
+    }
+
+    /// The error ``perform(_:)`` throws for `error`: PostgresNIO's errors (also a transaction's cause) as
+    /// ``ConveyorStoreError``, anything else unchanged.
+    static func storeError(_ error: any Error) -> any Error {
+        if let error = error as? PSQLError {
+            return ConveyorStoreError.wrap(error)
+        }
+        if let error = error as? PostgresTransactionError {
+            let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
+            return cause.map(ConveyorStoreError.wrap) ?? ConveyorStoreError.database("transaction failed")
+        }
+        return error
     }
 }
 

@@ -22,6 +22,39 @@ struct JobStoreTests {
         }
     }
 
+    @Test("ingest writes each id once: repeated within a batch, already ingested, a recovered batch replayed, with rejections")
+    func ingestDuplicates() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let maxAttempts: @Sendable (String) -> Int = { _ in 3 }
+            let (a, b, c, d) = (UUID(), UUID(), UUID(), UUID())
+            let rejection = Rejection(id: UUID(), payload: Data("{".utf8), reason: "envelope is not valid JSON", source: "test")
+            let counts = { (result: PostgresJobStore.IngestResult) in [result.inserted, result.duplicates, result.quarantined] }
+
+            let first = try await store.ingest(jobs: [NewJob(kind: "k", id: a), NewJob(kind: "k", id: b)], rejected: [], maxAttempts: maxAttempts)
+            #expect(counts(first) == [2, 0, 0])
+            // `a` is already in: the conflict-free insert fails as a whole, the batch is written again without it.
+            let batch = [NewJob(kind: "k", id: a), NewJob(kind: "k", id: c)]
+            let second = try await store.ingest(jobs: batch, rejected: [rejection], maxAttempts: maxAttempts)
+            #expect(counts(second) == [1, 1, 1])
+            let replayed = try await store.ingest(jobs: batch, rejected: [rejection], maxAttempts: maxAttempts)
+            #expect(counts(replayed) == [0, 2, 0])
+            let repeated = try await store.ingest(jobs: [NewJob(kind: "k", id: d), NewJob(kind: "k", id: d)], rejected: [], maxAttempts: maxAttempts)
+            #expect(counts(repeated) == [1, 1, 0])
+            let keyed = try await store.ingest(
+                jobs: [NewJob(kind: "k", uniqueKey: "u"), NewJob(kind: "k", uniqueKey: "u")], rejected: [], maxAttempts: maxAttempts)
+            #expect(counts(keyed) == [1, 1, 0])
+
+            #expect(try await store.jobs(JobFilter(limit: 100)).count == 5)
+            #expect(try await store.rejectedEnvelopes().count == 1)
+            // Any other refusal is still a store error, and writes nothing.
+            await #expect(throws: ConveyorStoreError.self) {
+                try await store.ingest(jobs: [NewJob(kind: "k", priority: 12)], rejected: [], maxAttempts: maxAttempts)
+            }
+            #expect(try await store.jobs(JobFilter(limit: 100)).count == 5)
+        }
+    }
+
     @Test("a unique key blocks a second job only while the first is unfinished")
     func uniqueKey() async throws {
         try await TestDatabase.withFresh { client, _ in
