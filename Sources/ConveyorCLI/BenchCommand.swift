@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConveyorCore
+import ConveyorIngress
 import ConveyorPostgres
 import ConveyorWorker
 import Foundation
@@ -13,7 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure no-op job throughput: the worker runtime vs. the same SQL back to back (the ceiling).",
         discussion: """
-            Inserts N conveyor.noop jobs into a scratch queue, runs VACUUM ANALYZE on the jobs table, drains them with one in-process worker and reports
+            Inserts N conveyor.noop jobs into a scratch queue (the ingester's statement and batch size), runs VACUUM ANALYZE on the jobs table, drains them with one in-process worker and reports
             jobs/s from the first claim to the last completion written; then inserts N more, vacuums, and runs the claim and
             complete statements back to back (no runtime) with --claimers loops. With Redis (unless --no-redis) it then pushes
             N envelopes and times one worker with --ingesters ingesters draining them end to end, reported next to the
@@ -115,7 +116,7 @@ struct BenchCommand: AsyncParsableCommand {
         } else {
             print("jobs: \(jobs), worker concurrency: \(concurrency), ceiling loops: \(claimers) x claim \(concurrency)")
             if !endToEndOnly {
-                print(String(format: "insert (JobInsertMany, 1000/statement): %8.0f jobs/s", insertRate))
+                print(String(format: "insert (the ingester's statement):     %8.0f jobs/s", insertRate))
                 print(String(format: "worker runtime (claim→run→complete):    %8.0f jobs/s", runtime))
                 print(String(format: "SQL ceiling (claim+complete loops):     %8.0f jobs/s", ceiling))
                 print(String(format: "runtime / ceiling:                      %8.1f %%", ratio * 100))
@@ -133,12 +134,14 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
+    /// Inserts `count` jobs the way the ingester does (its statement and batch size); returns jobs/s.
     static func insert(_ count: Int, queue: String, store: PostgresJobStore) async throws -> Double {
         let start = ContinuousClock.now
         var remaining = count
+        let batchSize = EnvelopeIngester.Configuration().batchSize
         while remaining > 0 {
-            let batch = min(1000, remaining)
-            _ = try await store.insert((0..<batch).map { _ in NewJob(kind: "conveyor.noop", queue: queue) })
+            let batch = min(batchSize, remaining)
+            _ = try await store.ingest(jobs: (0..<batch).map { _ in NewJob(kind: "conveyor.noop", queue: queue) }, rejected: [], maxAttempts: { _ in 25 })
             remaining -= batch
         }
         return Double(count) / (ContinuousClock.now - start).seconds

@@ -19,6 +19,28 @@ struct CommandTests {
         }
     }
 
+    @Test("bench runs every phase on a small workload, reports each figure as JSON and deletes its scratch jobs")
+    func bench() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let env = ["DATABASE_URL": url, "REDIS_URL": try TestRedis.url()]
+            let full = try await ConveyorProcess.run(["bench", "--jobs", "300", "--concurrency", "20", "--samples", "3", "--json"], environment: env)
+            #expect(full.status == 0, "\(full.stderr)")
+            let figures = try #require(try JSONSerialization.jsonObject(with: Data(full.stdout.utf8)) as? [String: Any])
+            for key in [
+                "insert_jobs_per_second", "runtime_jobs_per_second", "ceiling_jobs_per_second", "end_to_end_jobs_per_second",
+                "end_to_end_ceiling_jobs_per_second", "latency_p50_ms", "latency_p99_ms",
+            ] {
+                #expect(((figures[key] as? NSNumber)?.doubleValue ?? 0) > 0, "\(key) in \(full.stdout)")
+            }
+            #expect(figures["latency_samples"] as? Int == 3)
+            let profiled = try await ConveyorProcess.run(
+                ["bench", "--jobs", "200", "--end-to-end-only", "--samples", "1", "--json"], environment: env)
+            #expect(profiled.status == 0, "\(profiled.stderr)")
+            #expect(profiled.stdout.contains("end_to_end_jobs_per_second") && !profiled.stdout.contains("ceiling"))
+            #expect(try await PostgresJobStore(client: client).jobs(JobFilter(limit: 10)).isEmpty)
+        }
+    }
+
     @Test("enqueue, list, show, discard and retry from the command line")
     func adminFlow() async throws {
         try await TestDatabase.withFresh { client, url in
