@@ -11,9 +11,9 @@ final class ProducerInbox: Sendable {
         case wake
         /// The poll interval passed, or work may have arrived: look for due jobs even if the queue seemed empty.
         case poll
-        /// A claim sent at `sent`, after the `polls`-th poll event, returned `jobs` for a request of
+        /// A claim sent at `sent` with a ``DrainTracker`` `token` returned `jobs` for a request of
         /// `requested` slots.
-        case claimed(_ jobs: [ClaimedJob], requested: Int, sent: ContinuousClock.Instant, polls: Int)
+        case claimed(_ jobs: [ClaimedJob], requested: Int, sent: ContinuousClock.Instant, token: Int)
         /// A claim for `requested` slots failed.
         case claimFailed(requested: Int, error: String)
     }

@@ -29,9 +29,7 @@ struct QueueProducer: Sendable {
     private struct State {
         var reserved = 0
         var claimsInFlight = 0
-        var drained = false
-        /// Poll events seen (notifications of new jobs, poll ticks).
-        var polls = 0
+        var drain = DrainTracker()
         var nextClaim = ContinuousClock.now
         var timerPending = false
         var backoff = Duration.milliseconds(100)
@@ -66,16 +64,12 @@ struct QueueProducer: Sendable {
                     case .wake:
                         inbox.wakeReceived()
                     case .poll:
-                        state.polls += 1
-                        state.drained = false
-                    case .claimed(let claimed, let requested, let sent, let polls):
+                        state.drain.workAnnounced()
+                    case .claimed(let claimed, let requested, let sent, let token):
                         state.claimsInFlight -= 1
                         state.reserved -= requested
                         state.backoff = .milliseconds(100)
-                        // Short means drained — unless work was announced after this claim was sent: its
-                        // snapshot may predate that commit, and believing it would leave the new job
-                        // waiting for the poll interval (seen: one push in 50 took 1 s).
-                        if claimed.count < requested && polls == state.polls { state.drained = true }
+                        state.drain.claimReturned(token: token, count: claimed.count, requested: requested)
                         if !claimed.isEmpty { WorkerMetrics.claimed(queue: queue.name, count: claimed.count) }
                         logger.trace(
                             "claim", metadata: ["n": "\(claimed.count)", "requested": "\(requested)", "took": "\(ContinuousClock.now - sent)"])
@@ -126,7 +120,7 @@ struct QueueProducer: Sendable {
                     }
 
                     let free = queue.concurrency - running.count - state.reserved
-                    guard free > 0, state.claimsInFlight < Self.maxClaimsInFlight, !state.drained else { continue }
+                    guard free > 0, state.claimsInFlight < Self.maxClaimsInFlight, !state.drain.isDrained else { continue }
                     let now = ContinuousClock.now
                     // Half the slots free is a batch worth a round trip: claim at once. Fewer wait out the
                     // cooldown, so slots freed one by one are refilled together.
@@ -146,13 +140,13 @@ struct QueueProducer: Sendable {
                     if running.count > 0 || state.claimsInFlight > 0 { state.nextClaim = now + settings.claimCooldown }
                     state.claimsInFlight += 1
                     state.reserved += free
-                    let polls = state.polls
+                    let token = state.drain.claimToken
                     helpers.addTask {
                         do {
                             let sent = ContinuousClock.now
                             let claimed = try await store.claim(
                                 queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
-                            inbox.deliver(.claimed(claimed, requested: free, sent: sent, polls: polls))
+                            inbox.deliver(.claimed(claimed, requested: free, sent: sent, token: token))
                         } catch {
                             inbox.deliver(.claimFailed(requested: free, error: "\(error)"))
                         }
