@@ -131,6 +131,7 @@ let package = Package(
                 "ConveyorCore",
                 "ConveyorPostgres",
                 "ConveyorRedis",
+                "ConveyorWorker",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

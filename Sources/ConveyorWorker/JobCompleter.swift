@@ -17,6 +17,8 @@ final class JobCompleter: Sendable {
         var maxBatch = 500
         /// How long a partial batch waits for company. Default 5 ms.
         var linger: Duration = .milliseconds(5)
+        /// Told what each flush wrote (``Worker/Configuration/onResultsWritten``).
+        var onWritten: (@Sendable ([WrittenResult]) -> Void)?
     }
 
     struct Pending: Sendable {
@@ -96,13 +98,21 @@ final class JobCompleter: Sendable {
                 let completions = batch.filter { $0.resolution == .complete }.map { (id: $0.job.id, attempt: $0.job.attempt) }
                 let others = batch.filter { $0.resolution != .complete }
                     .map { (id: $0.job.id, attempt: $0.job.attempt, resolution: $0.resolution) }
-                let written = try await store.complete(completions).count + store.resolve(others).count
+                let completed = try await store.complete(completions)
+                let resolved = try await store.resolve(others)
+                let written = completed.count + resolved.count
                 let stale = batch.count - written
                 if stale > 0 {
                     logger.warning("results dropped: the jobs were no longer held at these attempts", metadata: ["count": "\(stale)"])
                 }
                 logger.trace("flush", metadata: ["n": "\(batch.count)", "took": "\(ContinuousClock.now - started)"])
                 WorkerMetrics.flushed(count: batch.count, duration: ContinuousClock.now - started, stale: stale)
+                if let onWritten = configuration.onWritten {
+                    let ids = Set(completed).union(resolved)
+                    onWritten(batch.filter { ids.contains($0.job.id) }.map {
+                        WrittenResult(id: $0.job.id, kind: $0.job.kind, queue: $0.job.queue, attempt: $0.job.attempt, resolution: $0.resolution)
+                    })
+                }
                 return
             } catch {
                 WorkerMetrics.storeError(operation: "complete")

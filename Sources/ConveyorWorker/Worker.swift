@@ -33,13 +33,18 @@ public struct Worker: Service {
         public var claimCooldown: Duration
         /// How often running jobs are checked against their kind's timeout. Default 100 ms.
         public var timeoutCheckInterval: Duration
+        /// Called after each write of results with the ones it wrote (not those fenced out because the
+        /// job was no longer held at that attempt), in the order they were recorded: for applications
+        /// that react to finished jobs, and for tests that await them. It runs on the completer's task
+        /// between two writes, so it must return quickly (hand the results to a stream). Default none.
+        public var onResultsWritten: (@Sendable ([WrittenResult]) -> Void)?
 
         /// Creates a configuration.
         public init(
             queues: QueueConfiguration, workerID: String = Worker.defaultID(), pollInterval: Duration = .seconds(1),
             lease: Duration = .seconds(30), heartbeatInterval: Duration = .seconds(10), gracePeriod: Duration = .seconds(25), completionBatch: Int = 500,
             completionLinger: Duration = .milliseconds(5), claimCooldown: Duration = .milliseconds(5),
-            timeoutCheckInterval: Duration = .milliseconds(100)
+            timeoutCheckInterval: Duration = .milliseconds(100), onResultsWritten: (@Sendable ([WrittenResult]) -> Void)? = nil
         ) {
             self.queues = queues
             self.workerID = workerID
@@ -51,6 +56,7 @@ public struct Worker: Service {
             self.completionLinger = completionLinger
             self.claimCooldown = claimCooldown
             self.timeoutCheckInterval = timeoutCheckInterval
+            self.onResultsWritten = onResultsWritten
         }
     }
 
@@ -93,7 +99,8 @@ public struct Worker: Service {
         let stop = StopSignal()
         let completer = JobCompleter(
             store: store,
-            configuration: .init(maxBatch: configuration.completionBatch, linger: configuration.completionLinger),
+            configuration: .init(
+                maxBatch: configuration.completionBatch, linger: configuration.completionLinger, onWritten: configuration.onResultsWritten),
             logger: logger)
         let executor = JobExecutor(registry: registry, random: random, logger: logger)
         logger.info(
@@ -137,8 +144,8 @@ public struct Worker: Service {
                 completer.finish()
             }
         } onGracefulShutdown: {
-            logger.info("shutdown requested: no more claims")
             stop.trigger()
+            logger.info("shutdown requested: no more claims")
         }
         logger.info("worker stopped")
     }

@@ -16,16 +16,18 @@ struct LiveJobTests {
             var registry = HandlerRegistry()
             registry.registerBuiltinKinds()
             // Lease 1.5 s, heartbeat every 0.3 s, a rescue pass every 50 ms; the job runs 5 s, over three leases.
+            let results = WrittenResults()
             let configuration = Worker.Configuration(
                 queues: QueueConfiguration(queues: [.init(name: "default", concurrency: 2)]), pollInterval: .milliseconds(20),
-                lease: .milliseconds(1500), heartbeatInterval: .milliseconds(300), completionLinger: .milliseconds(2))
+                lease: .milliseconds(1500), heartbeatInterval: .milliseconds(300), completionLinger: .milliseconds(2),
+                onResultsWritten: results.callback)
             let worker = Worker(configuration: configuration, store: store, registry: registry, logger: TestDatabase.logger)
             let maintenance = Maintenance(
                 configuration: .init(election: .init(holder: "test", ttl: .seconds(5), renewInterval: .seconds(1)), rescueInterval: .milliseconds(50)),
                 store: store, logger: TestDatabase.logger)
             let id = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 5}"#)]).inserted[0]
             try await withRunningServices([maintenance, worker], logger: TestDatabase.logger) { _ in
-                try await eventually("the job finishes") { try await store.require(id).state.isFinal }
+                _ = try await results.wait(for: "the job finishes") { $0.contains { $0.id == id && $0.resolution.nextState.isFinal } }
             }
             let record = try await store.require(id)
             #expect(record.state == .completed)

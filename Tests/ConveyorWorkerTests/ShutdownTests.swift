@@ -60,11 +60,15 @@ struct ShutdownTests {
             var registry = HandlerRegistry()
             registry.register(ProbeJob(probe: probe))
             _ = try await store.insert([NewJob(kind: ProbeJob.kind, args: #"{"mode":"gate"}"#)])
-            let worker = WorkerHarness.worker(store: store, registry: registry, configuration: WorkerHarness.configuration(grace: .seconds(30)))
+            let messages = LogMessages()
+            let worker = WorkerHarness.worker(
+                store: store, registry: registry, configuration: WorkerHarness.configuration(grace: .seconds(30)), logger: messages.logger)
             let late = NewJob(kind: ProbeJob.kind, args: #"{"mode":"complete"}"#)
             try await WorkerHarness.run([worker]) { group in
                 await probe.waitForRuns(1)
                 await group.triggerGracefulShutdown()
+                // The group passes the signal on asynchronously: insert only once the worker has it.
+                try await messages.wait(for: "the worker takes the shutdown") { $0.contains("shutdown requested: no more claims") }
                 _ = try await store.insert([late])
                 probe.open()
             }

@@ -17,12 +17,13 @@ struct StopTests {
             // "gate" waits on a continuation that cancellation does not resume.
             registry.register(ProbeJob(probe: probe, options: JobKindOptions(timeout: .milliseconds(200), retry: RetryPolicy(maxAttempts: 1))))
             let timedOut = try await store.insert([NewJob(kind: ProbeJob.kind, args: #"{"mode":"gate"}"#, queue: "slow", maxAttempts: 1)]).inserted[0]
-            let worker = WorkerHarness.worker(
-                store: store, registry: registry,
-                configuration: WorkerHarness.configuration(queues: [.init(name: "slow", concurrency: 1)], grace: .milliseconds(200)))
+            let results = WrittenResults()
+            var configuration = WorkerHarness.configuration(queues: [.init(name: "slow", concurrency: 1)], grace: .milliseconds(200))
+            configuration.onResultsWritten = results.callback
+            let worker = WorkerHarness.worker(store: store, registry: registry, configuration: configuration)
             try await WorkerHarness.run([worker]) { _ in
                 await probe.waitForRuns(1)
-                try await eventually("the timeout is recorded") { try await store.require(timedOut).state == .dead }
+                try await results.wait(for: "the timeout is recorded") { $0.contains { $0.id == timedOut && $0.resolution.nextState == .dead } }
             }
             let record = try await store.require(timedOut)
             #expect(record.errors.map(\.kind) == [.timeout])
@@ -55,6 +56,8 @@ struct StopTests {
             // Heartbeats every 10 minutes: only the notification can deliver the cancellation in time.
             configuration.lease = .seconds(1800)
             configuration.heartbeatInterval = .seconds(600)
+            let results = WrittenResults()
+            configuration.onResultsWritten = results.callback
             let worker = Worker(
                 configuration: configuration, store: store, registry: registry,
                 listener: JobNotificationListener(url: try DatabaseURL(url), logger: TestDatabase.logger),
@@ -64,7 +67,9 @@ struct StopTests {
                 await probe.waitForRuns(1)
                 let result = try await store.cancel(.ids([id]), reason: "campaign paused by client", by: "alice@ops")
                 #expect(result.requested == [id])
-                try await eventually("the job ends cancelled", timeout: .seconds(30)) { try await store.require(id).state == .cancelled }
+                try await results.wait(for: "the job ends cancelled", timeout: .seconds(30)) {
+                    $0.contains { $0.id == id && $0.resolution.nextState == .cancelled }
+                }
             }
             let record = try await store.require(id)
             #expect(record.cancelReason == "campaign paused by client" && record.cancelledBy == "alice@ops")

@@ -24,8 +24,8 @@ enum WorkerHarness {
 
     static func worker(
         store: PostgresJobStore, registry: HandlerRegistry, configuration: Worker.Configuration = configuration(),
-        random: any RandomSource = FixedRandomSource(0.5)
+        random: any RandomSource = FixedRandomSource(0.5), logger: Logger = TestDatabase.logger
     ) -> Worker {
-        Worker(configuration: configuration, store: store, registry: registry, random: random, logger: TestDatabase.logger)
+        Worker(configuration: configuration, store: store, registry: registry, random: random, logger: logger)
     }
 }

@@ -113,6 +113,34 @@ struct WorkerTests {
         }
     }
 
+    @Test("the worker reports each result it wrote, and not one fenced out because the job was claimed again")
+    func resultsWritten() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let probe = Probe()
+            let results = WrittenResults()
+            var configuration = WorkerHarness.configuration()
+            configuration.onResultsWritten = results.callback
+            let modes = ["complete", "permanent", "fail", "snooze", "cancel"]
+            let ids = try await store.insert(modes.map { probeJob($0, maxAttempts: 3) }).inserted
+            let fenced = try await store.insert([probeJob("gate")]).inserted[0]
+            try await WorkerHarness.run([WorkerHarness.worker(store: store, registry: registry(probe), configuration: configuration)]) { _ in
+                await probe.waitForRuns(modes.count + 1)
+                // While the gated job runs, it is rescued and claimed again elsewhere (its attempt moves on).
+                _ = try await client.query("UPDATE conveyor_jobs SET attempt = attempt + 1 WHERE id = \(fenced)", logger: TestDatabase.logger)
+                probe.open()
+            }
+            // The shutdown flushed every result before the worker returned.
+            let written = Dictionary(uniqueKeysWithValues: results.all.map { ($0.id, $0) })
+            #expect(Set(written.keys) == Set(ids), "the fenced job's result must not be reported")
+            for (mode, id) in zip(modes, ids) {
+                let record = try await store.require(id)
+                #expect(written[id]?.resolution.nextState == record.state, "\(mode)")
+                #expect(written[id]?.kind == ProbeJob.kind && written[id]?.queue == "default" && written[id]?.attempt == 1)
+            }
+        }
+    }
+
     @Test("args that do not decode and kinds without a handler are dead at once, without retries")
     func undecodable() async throws {
         try await TestDatabase.withFresh { client, _ in
