@@ -2,28 +2,40 @@ import ConveyorCore
 import Foundation
 import PostgresNIO
 
-/// `JobList`: jobs matching optional filters, newest first, paged by insertion order.
+/// `JobList`: jobs matching optional filters, newest first, paged by insertion order (`seq`).
+///
+/// Finished jobs (the bulk of the table) are read in `seq` order from their partial indexes; active
+/// ones are few enough to sort. Without a state filter the three groups are read apart and merged, so
+/// no index on `seq` over every row is needed (it cost every job version an index write, see
+/// `migrations/0007_finished_seq_indexes.sql`).
 enum JobList {
+    /// States read together, each group from its own partial index (a group of two would scan the table).
+    static let groups: [[JobState]] = [[.available], [.running], [.completed, .cancelled], [.dead]]
+
     static func query(_ filter: JobFilter) -> PostgresQuery {
-        var query: PostgresQuery = "SELECT \(unescaped: JobRecordRow.columns) FROM conveyor_jobs WHERE true"
         var binds = PostgresBindings()
-        if let state = filter.state {
-            query.sql += " AND state = \(state.sql)"
-        }
+        var conditions: [String] = []
         if let kind = filter.kind {
             binds.append(kind)
-            query.sql += " AND kind = $\(binds.count)"
+            conditions.append("kind = $\(binds.count)")
         }
         if let queue = filter.queue {
             binds.append(queue)
-            query.sql += " AND queue = $\(binds.count)"
+            conditions.append("queue = $\(binds.count)")
         }
         if let before = filter.beforeSeq {
             binds.append(before)
-            query.sql += " AND seq < $\(binds.count)"
+            conditions.append("seq < $\(binds.count)")
         }
         binds.append(filter.limit)
-        query.sql += " ORDER BY seq DESC LIMIT $\(binds.count)"
+        let limit = "$\(binds.count)"
+        let branches = (filter.state.map { [[$0]] } ?? groups).map { states in
+            let state = "state IN (\(states.map(\.sql).joined(separator: ", ")))"
+            let conditions = ([state] + conditions).joined(separator: " AND ")
+            return "(SELECT \(JobRecordRow.columns) FROM conveyor_jobs WHERE \(conditions) ORDER BY seq DESC LIMIT \(limit))"
+        }
+        var query: PostgresQuery = ""
+        query.sql = branches.joined(separator: "\nUNION ALL\n") + (branches.count > 1 ? "\nORDER BY seq DESC LIMIT \(limit)" : "")
         query.binds = binds
         return query
     }

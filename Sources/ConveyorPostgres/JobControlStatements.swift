@@ -104,14 +104,24 @@ enum JobPrune {
     static func query(finishedBefore: Date?, deadBefore: Date?, limit: Int) -> PostgresQuery {
         // A `nil` cutoff keeps those jobs forever: compare with -infinity.
         let never = Date.distantPast
+        // Each group walks its partial `seq` index from the oldest job; a job finished long after it was
+        // inserted (scheduled far ahead, retried for days) is passed over until its own time comes.
         return """
-            WITH doomed AS (
+            WITH done AS (
                 SELECT id FROM conveyor_jobs
-                WHERE (state IN (\(unescaped: JobState.completed.sql), \(unescaped: JobState.cancelled.sql))
-                       AND finished_at < \(finishedBefore ?? never))
-                   OR (state = \(unescaped: JobState.dead.sql) AND finished_at < \(deadBefore ?? never))
+                WHERE state IN (\(unescaped: JobState.completed.sql), \(unescaped: JobState.cancelled.sql))
+                  AND finished_at < \(finishedBefore ?? never)
+                ORDER BY seq
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
+            ), dead AS (
+                SELECT id FROM conveyor_jobs
+                WHERE state IN (\(unescaped: JobState.dead.sql)) AND finished_at < \(deadBefore ?? never)
+                ORDER BY seq
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), doomed AS (
+                SELECT id FROM done UNION ALL SELECT id FROM dead LIMIT \(limit)
             )
             DELETE FROM conveyor_jobs AS j USING doomed WHERE j.id = doomed.id
             RETURNING j.id

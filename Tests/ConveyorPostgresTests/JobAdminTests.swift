@@ -36,6 +36,45 @@ struct JobAdminTests {
         }
     }
 
+    @Test("jobs of every state interleaved list newest first, page across states, and filter by each state")
+    func listingAcrossStates() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            // Seven rounds of one job per state, so the states interleave in insertion order.
+            var expected: [UUID] = []
+            var byState: [JobState: [UUID]] = [:]
+            for round in 0..<7 {
+                let ids = try await store.insert((0..<5).map { _ in NewJob(kind: "k\(round)", queue: "q\(round)", maxAttempts: 1) }).inserted
+                let claimed = try await store.claim(queue: "q\(round)", limit: 4, worker: "w", lease: .seconds(60))
+                let attempt = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0.attempt) })
+                _ = try await store.complete([(ids[0], attempt[ids[0]]!)])
+                _ = try await store.resolve([
+                    (ids[1], attempt[ids[1]]!, .cancel(reason: "no")),
+                    (ids[2], attempt[ids[2]]!, .dead(FailureRecord(message: "x", kind: .error))),
+                ])
+                for (state, id) in zip([JobState.completed, .cancelled, .dead, .running, .available], ids) { byState[state, default: []].append(id) }
+                expected += ids
+            }
+            expected.reverse()
+            #expect(try await store.jobs(JobFilter(limit: 100)).map(\.id) == expected)
+            var paged: [UUID] = []
+            var before: Int?
+            while true {
+                let page = try await store.jobs(JobFilter(beforeSeq: before, limit: 4))
+                guard let last = page.last else { break }
+                paged += page.map(\.id)
+                before = last.seq
+            }
+            #expect(paged == expected)
+            for (state, ids) in byState {
+                #expect(try await store.jobs(JobFilter(state: state, limit: 100)).map(\.id) == ids.reversed(), "\(state)")
+                let page = try await store.jobs(JobFilter(state: state, kind: "k3", limit: 100))
+                #expect(page.map(\.id) == [ids[3]] && page.allSatisfy { $0.state == state }, "\(state)")
+            }
+            #expect(try await store.jobs(JobFilter(kind: "k6", limit: 3)).map(\.id) == Array(expected.prefix(3)))
+        }
+    }
+
     @Test("retrying dead jobs by id, by kind or all gives each another attempt")
     func retry() async throws {
         try await TestDatabase.withFresh { client, _ in

@@ -71,6 +71,24 @@ struct MigratorTests {
         }
     }
 
+    @Test("every job version enters one index besides the primary key: its state's (no index over every row)")
+    func jobIndexes() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let rows = try await client.query(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'conveyor_jobs' ORDER BY indexname", logger: TestDatabase.logger)
+            var indexes: [String: String] = [:]
+            for try await (name, definition) in rows.decode((String, String).self) { indexes[name] = definition }
+            #expect(
+                Set(indexes.keys) == [
+                    "conveyor_jobs_pkey", "conveyor_jobs_claim_idx", "conveyor_jobs_running_idx", "conveyor_jobs_done_seq_idx",
+                    "conveyor_jobs_dead_seq_idx", "conveyor_jobs_unique_key_idx",
+                ])
+            for (name, definition) in indexes where name != "conveyor_jobs_pkey" {
+                #expect(definition.contains(" WHERE "), "\(name) would take every version of every job: \(definition)")
+            }
+        }
+    }
+
     @Test(
         "the schema itself refuses queue and kind names outside the envelope's rules, whoever writes the row",
         arguments: [
