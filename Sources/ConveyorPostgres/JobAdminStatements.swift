@@ -5,7 +5,8 @@ import PostgresNIO
 /// `JobList`: jobs matching optional filters, newest first, paged by insertion order (`seq`).
 ///
 /// Finished jobs (the bulk of the table) are read in `seq` order from their partial indexes; active
-/// ones are few enough to sort. Without a state filter the three groups are read apart and merged, so
+/// ones are sorted (cheap unless the backlog is huge). Without a state filter the state groups are read
+/// apart and merged, so
 /// no index on `seq` over every row is needed (it cost every job version an index write, see
 /// `migrations/0007_finished_seq_indexes.sql`).
 enum JobList {
