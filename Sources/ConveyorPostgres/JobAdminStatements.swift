@@ -87,8 +87,7 @@ enum JobRetry {
                 cancel_reason = NULL,
                 cancel_requested_at = NULL,
                 cancelled_by = NULL
-            FROM chosen
-            WHERE j.id = chosen.id AND j.state IN (\(JobState.dead.sql), \(JobState.cancelled.sql))
+            WHERE j.id = ANY(ARRAY(SELECT id FROM chosen)) AND j.state IN (\(JobState.dead.sql), \(JobState.cancelled.sql))
             RETURNING j.id
             """
         query.binds.append(now)

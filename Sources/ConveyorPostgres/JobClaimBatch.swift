@@ -5,6 +5,12 @@ import PostgresNIO
 /// `JobClaimBatch`: takes up to `limit` due jobs of a queue in priority, `run_at`, insertion order,
 /// skipping rows other workers hold, marks them `running`, counts the attempt and sets the lease.
 /// A paused queue yields nothing.
+///
+/// The picked rows are updated through `id = ANY(ARRAY(…))`, a primary-key lookup whatever the table's
+/// statistics say. Joined (`FROM picked`), the planner took the `LIMIT` as the row count and, on a table
+/// not analyzed since it grew (a fresh deployment's first burst, until autovacuum's next round),
+/// hash-joined it against a sequential scan of the whole table on every claim (measured: a 1-job claim
+/// 4.5 ms on 130,000 rows instead of 1.7 ms; idle push-to-start p50 10–12 ms after a 20,000-job burst).
 enum JobClaimBatch {
     static func query(queue: String, limit: Int, worker: String, lease: Duration, now: Date?) -> PostgresQuery {
         return """
@@ -24,8 +30,7 @@ enum JobClaimBatch {
                 attempted_at = coalesce(\(now)::timestamptz, now()),
                 locked_by = \(worker),
                 lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
-            FROM picked
-            WHERE j.id = picked.id
+            WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
             RETURNING j.id, j.kind, j.queue, j.args::text, j.attempt, j.max_attempts, j.priority
             """
     }

@@ -123,7 +123,7 @@ enum JobPrune {
             ), doomed AS (
                 SELECT id FROM done UNION ALL SELECT id FROM dead LIMIT \(limit)
             )
-            DELETE FROM conveyor_jobs AS j USING doomed WHERE j.id = doomed.id
+            DELETE FROM conveyor_jobs AS j WHERE j.id = ANY(ARRAY(SELECT id FROM doomed))
             RETURNING j.id
             """
     }

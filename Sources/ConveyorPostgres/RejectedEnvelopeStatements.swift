@@ -55,7 +55,7 @@ enum RejectedStatements {
             LIMIT \(limit)
             FOR UPDATE SKIP LOCKED
         )
-        DELETE FROM conveyor_rejected_envelopes AS r USING doomed WHERE r.id = doomed.id
+        DELETE FROM conveyor_rejected_envelopes AS r WHERE r.id = ANY(ARRAY(SELECT id FROM doomed))
         RETURNING r.id
         """
     }

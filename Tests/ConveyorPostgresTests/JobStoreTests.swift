@@ -1,5 +1,5 @@
 import ConveyorCore
-import ConveyorPostgres
+@testable import ConveyorPostgres
 import ConveyorTestSupport
 import Foundation
 import PostgresNIO
@@ -232,6 +232,35 @@ struct JobStoreTests {
             let cancelled = try await store.require(byKind["c"]!.id)
             #expect(cancelled.state == .cancelled && cancelled.cancelReason == "campaign deleted" && cancelled.finishedAt == clock.now())
             #expect(ids.count == 3)
+        }
+    }
+}
+
+/// Plans of the statements that write rows they picked in a subquery.
+@Suite("Plans that do not hinge on estimates")
+struct PickedRowPlanTests {
+    @Test("a claim and a prune write the rows they picked by primary key, not through a join the planner may turn into a table scan")
+    func noTableScan() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            for _ in 0..<5 { _ = try await store.insert((0..<1000).map { _ in NewJob(kind: "k", queue: "burst") }) }
+            let statements = [
+                JobClaimBatch.query(queue: "burst", limit: 400, worker: "w", lease: .seconds(30), now: nil),
+                JobPrune.query(finishedBefore: Date(), deadBefore: Date(), limit: 1000),
+            ]
+            // Joined to the picked rows, these statements were hash-joined against a scan of the whole
+            // table whenever the planner expected many picked rows on a table it thought small (seen after
+            // a burst on a table last analyzed while empty). Without nested loops, that is the join it takes.
+            try await client.withConnection { connection in
+                try await connection.query("SET enable_nestloop = off", logger: TestDatabase.logger)
+                for statement in statements {
+                    var explain = statement
+                    explain.sql = "EXPLAIN " + statement.sql
+                    var plan: [String] = []
+                    for try await line in try await connection.query(explain, logger: TestDatabase.logger).decode(String.self) { plan.append(line) }
+                    #expect(!plan.joined(separator: "\n").contains("Seq Scan on conveyor_jobs"), "\(plan.joined(separator: "\n"))")
+                }
+            }
         }
     }
 }
