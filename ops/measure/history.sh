@@ -4,10 +4,11 @@
 #
 #   ops/measure/history.sh [ROWS] [RUNS] [bench options…]     default 5000000 rows, 3 runs
 #
-# On a fresh scratch database `conveyor_bench` (dropped afterwards): runs `conveyor bench --no-redis`
-# RUNS times on the empty table, then inserts ROWS finished jobs (completed, dead and cancelled, in the
-# proportions of a real history, spread over 30 days, in 500,000-row statements), runs VACUUM ANALYZE
-# (as autovacuum would after such a load), and runs the benchmark RUNS times again. Prints the medians.
+# On two fresh scratch databases (dropped afterwards): inserts ROWS finished jobs into `conveyor_bench`
+# (completed, dead and cancelled, in the proportions of a real history, spread over 30 days, in
+# 500,000-row statements) and runs VACUUM ANALYZE (as autovacuum would after such a load), leaving
+# `conveyor_bench_empty` empty; then runs `conveyor bench --no-redis` RUNS times on each, alternating.
+# Prints the medians.
 # Needs the release build and the local services (ops/services start).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,15 +18,14 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rows=$1; shift; fi
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
 eval "$(ops/services env)"
 admin="${DATABASE_URL%/*}/postgres"
+empty_url="${DATABASE_URL%/*}/conveyor_bench_empty"
 export DATABASE_URL="${DATABASE_URL%/*}/conveyor_bench"
-trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS conveyor_bench WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-psql "$admin" -qc "DROP DATABASE IF EXISTS conveyor_bench WITH (FORCE)" -c "CREATE DATABASE conveyor_bench" >/dev/null
+drop() { psql "$admin" -qc "DROP DATABASE IF EXISTS conveyor_bench WITH (FORCE)" -c "DROP DATABASE IF EXISTS conveyor_bench_empty WITH (FORCE)"; }
+trap 'drop >/dev/null 2>&1 || true' EXIT
+drop >/dev/null 2>&1
+psql "$admin" -qc "CREATE DATABASE conveyor_bench" -c "CREATE DATABASE conveyor_bench_empty" >/dev/null
 .build/release/conveyor migrate >/dev/null
-
-measure() {
-  for _ in $(seq 1 "$runs"); do .build/release/conveyor bench --no-redis --json "$@"; echo; done
-}
-empty=$(measure "$@")
+DATABASE_URL=$empty_url .build/release/conveyor migrate >/dev/null
 started=$(date +%s)
 for start in $(seq 0 500000 $((rows - 1))); do
   count=$(( rows - start < 500000 ? rows - start : 500000 ))
@@ -43,7 +43,13 @@ done
 psql "$DATABASE_URL" -qX -c "VACUUM ANALYZE conveyor_jobs"
 loaded=$(( $(date +%s) - started ))
 size=$(psql "$DATABASE_URL" -qAtX -c "SELECT pg_size_pretty(pg_total_relation_size('conveyor_jobs'))")
-full=$(measure "$@")
+# Interleaved, empty then full, so the machine's drift (this class of VM moves by tens of percent within
+# an hour) lands on both sides instead of in the difference.
+empty="" full=""
+for _ in $(seq 1 "$runs"); do
+  empty+=$(DATABASE_URL=$empty_url .build/release/conveyor bench --no-redis --json "$@")$'\n'
+  full+=$(.build/release/conveyor bench --no-redis --json "$@")$'\n'
+done
 python3 - "$rows" "$loaded" "$size" <<PY
 import json, statistics, sys
 rows, loaded, size = sys.argv[1:]
