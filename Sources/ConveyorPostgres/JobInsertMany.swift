@@ -10,11 +10,21 @@ import PostgresNIO
 /// SQLSTATE 23505: for callers that retry with the clause then (`PostgresJobStore.ingest`). It also notifies
 /// ``JobInsertMany/channel`` with the queues that received jobs (delivered when the transaction commits),
 /// which wakes idle workers at once.
+///
+/// With a `start` request, the rows it names are inserted already claimed (`running`, attempt 1, leased
+/// to its worker) — a direct start, which spares those jobs the claim statement — but only in queues
+/// that are not paused and hold no due `available` job: a job waiting there comes first (DESIGN §3,
+/// order). Rows refused are inserted `available` like the others; only `available` rows notify.
 enum JobInsertMany {
     /// The `LISTEN`/`NOTIFY` channel; the payload is a comma-separated list of queue names.
     static let channel = "conveyor_jobs_inserted"
 
-    static func query(_ jobs: [NewJob], maxAttempts: (String) -> Int, now: Date?, dropDuplicates: Bool = true) -> PostgresQuery {
+    static func query(
+        _ jobs: [NewJob], maxAttempts: (String) -> Int, now: Date?, dropDuplicates: Bool = true, start: PostgresJobStore.StartRequest? = nil
+    ) -> PostgresQuery {
+        let startRows = Set(start?.rows ?? [])
+        var starts: [Bool] = []
+        var startQueues: Set<String> = []
         var ids: [UUID] = [], queues: [String] = [], kinds: [String] = [], args: [String] = []
         var priorities: [Int] = [], attempts: [Int] = [], runAts: [Date] = [], hasRunAt: [Bool] = []
         var uniqueKeys: [String] = [], tags: [String] = [], enqueuedAts: [Date] = [], hasEnqueuedAt: [Bool] = []
@@ -36,32 +46,80 @@ enum JobInsertMany {
             }
             enqueuedAts.append(job.enqueuedAt ?? Date(timeIntervalSince1970: 0))
             hasEnqueuedAt.append(job.enqueuedAt != nil)
+            let starting = startRows.contains(starts.count)
+            starts.append(starting)
+            if starting { startQueues.insert(job.queue) }
         }
+        let worker = start?.worker ?? ""
+        let lease = start?.lease.seconds ?? 0
         return """
-            WITH inserted AS (
+            WITH startable AS (
+                SELECT coalesce(array_agg(q), '{}') AS queues
+                FROM unnest(\(Array(startQueues))::text[]) AS q
+                WHERE NOT EXISTS (
+                        SELECT 1 FROM conveyor_jobs a
+                        WHERE a.state = \(unescaped: JobState.available.sql) AND a.queue = q
+                          AND a.run_at <= coalesce(\(now)::timestamptz, now()))
+                  AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = q)
+            ), inserted AS (
             INSERT INTO conveyor_jobs
-                (id, queue, kind, args, priority, max_attempts, run_at, unique_key, tags, inserted_at, enqueued_at)
+                (id, queue, kind, args, priority, max_attempts, run_at, unique_key, tags, inserted_at, enqueued_at,
+                 state, attempt, attempted_at, locked_by, lease_expires_at)
             SELECT r.id, r.queue, r.kind, r.args::jsonb, r.priority, r.max_attempts,
                    CASE WHEN r.has_run_at THEN r.run_at ELSE coalesce(\(now)::timestamptz, now()) END,
                    NULLIF(r.unique_key, ''),
                    ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)),
                    coalesce(\(now)::timestamptz, now()),
-                   CASE WHEN r.has_enqueued_at THEN r.enqueued_at END
+                   CASE WHEN r.has_enqueued_at THEN r.enqueued_at END,
+                   CASE WHEN s.go THEN \(unescaped: JobState.running.sql) ELSE \(unescaped: JobState.available.sql) END::conveyor_job_state,
+                   CASE WHEN s.go THEN 1 ELSE 0 END,
+                   CASE WHEN s.go THEN coalesce(\(now)::timestamptz, now()) END,
+                   CASE WHEN s.go THEN \(worker) END,
+                   CASE WHEN s.go THEN coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease)) END
             FROM UNNEST(\(ids)::uuid[], \(queues)::text[], \(kinds)::text[], \(args)::text[],
                         \(priorities)::int8[], \(attempts)::int8[], \(runAts)::timestamptz[], \(hasRunAt)::bool[],
-                        \(uniqueKeys)::text[], \(tags)::text[], \(enqueuedAts)::timestamptz[], \(hasEnqueuedAt)::bool[])
+                        \(uniqueKeys)::text[], \(tags)::text[], \(enqueuedAts)::timestamptz[], \(hasEnqueuedAt)::bool[],
+                        \(starts)::bool[])
                  WITH ORDINALITY
                  AS r(id, queue, kind, args, priority, max_attempts, run_at, has_run_at,
-                      unique_key, tags, enqueued_at, has_enqueued_at, ord)
+                      unique_key, tags, enqueued_at, has_enqueued_at, direct, ord)
+            CROSS JOIN startable
+            CROSS JOIN LATERAL (
+                SELECT r.direct AND r.queue = ANY(startable.queues)
+                   AND (NOT r.has_run_at OR r.run_at <= coalesce(\(now)::timestamptz, now()))
+            ) AS s(go)
             ORDER BY r.ord
             \(unescaped: dropDuplicates ? "ON CONFLICT DO NOTHING" : "")
-            RETURNING id, queue
+            RETURNING id, queue, state, kind, args, attempt, max_attempts, priority
             )
-            SELECT i.id FROM inserted i
+            SELECT i.id, CASE WHEN i.state = \(unescaped: JobState.running.sql) THEN i.kind END,
+                   CASE WHEN i.state = \(unescaped: JobState.running.sql) THEN i.args::text END,
+                   i.queue, i.attempt, i.max_attempts, i.priority
+            FROM inserted i
             CROSS JOIN (
-                SELECT pg_notify(\(unescaped: "'\(channel)'"), string_agg(DISTINCT queue, ','))
-                FROM inserted HAVING count(*) > 0
+                SELECT count(*) FROM (
+                    SELECT pg_notify(\(unescaped: "'\(channel)'"), string_agg(DISTINCT queue, ','))
+                    FROM inserted WHERE state = \(unescaped: JobState.available.sql) HAVING count(*) > 0
+                ) n
             ) notified
             """
+    }
+
+    /// The rows a `query` returns: every inserted id, in order, and the jobs it started.
+    static func decode(_ rows: PostgresRowSequence) async throws -> (inserted: [UUID], started: [ClaimedJob]) {
+        var inserted: [UUID] = []
+        var started: [ClaimedJob] = []
+        for try await (id, kind, args, queue, attempt, maxAttempts, priority) in rows.decode(
+            (UUID, String?, String?, String, Int32, Int32, Int16).self)
+        {
+            inserted.append(id)
+            if let kind, let args {
+                started.append(
+                    ClaimedJob(
+                        id: id, kind: kind, queue: queue, args: args, attempt: Int(attempt), maxAttempts: Int(maxAttempts),
+                        priority: Int(priority)))
+            }
+        }
+        return (inserted, started)
     }
 }

@@ -15,6 +15,28 @@ extension PostgresJobStore {
         public var duplicates: Int
         /// Envelopes quarantined by this call (a recovered batch's earlier rejections are not counted again).
         public var quarantined: Int
+        /// The jobs inserted already claimed, for the worker that asked (see ``StartRequest``).
+        public var started: [ClaimedJob] = []
+    }
+
+    /// Jobs of an ingest batch that a worker in the same process will start itself: they are inserted
+    /// `running` (attempt 1, leased to `worker` for `lease`), sparing them the claim statement. The
+    /// statement starts a row only if its queue is not paused, holds no due `available` job (those come
+    /// first), and the row is due; it inserts the others `available`.
+    public struct StartRequest: Sendable, Equatable {
+        /// Positions in the batch's `jobs`.
+        public var rows: [Int]
+        /// The worker the started jobs are leased to (`locked_by`).
+        public var worker: String
+        /// How long the lease lasts unless renewed.
+        public var lease: Duration
+
+        /// Creates a request.
+        public init(rows: [Int], worker: String, lease: Duration) {
+            self.rows = rows
+            self.worker = worker
+            self.lease = lease
+        }
     }
 
     /// Inserts a batch of jobs and quarantines the rejected envelopes, atomically.
@@ -24,35 +46,35 @@ extension PostgresJobStore {
     /// fails as a whole and the batch is written again with the clause, which drops the duplicates. A
     /// batch without rejections is one statement, so it needs no `BEGIN`/`COMMIT` round trips either.
     public func ingest(
-        jobs: [NewJob], rejected: [Rejection], maxAttempts: @escaping @Sendable (String) -> Int
+        jobs: [NewJob], rejected: [Rejection], maxAttempts: @escaping @Sendable (String) -> Int, start: StartRequest? = nil
     ) async throws -> IngestResult {
         if !jobs.isEmpty, !jobs.contains(where: { $0.uniqueKey != nil }) {
             do {
-                return try await ingestOnce(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, dropDuplicates: false)
+                return try await ingestOnce(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, dropDuplicates: false, start: start)
             } catch let error where ConveyorStoreError.isUniqueViolation(error) {
                 logger.debug("ingest batch holds an id already ingested; writing it again without the duplicates", metadata: ["jobs": "\(jobs.count)"])
             } catch {
                 throw Self.storeError(error)
             }
         }
-        return try await perform { try await ingestOnce(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, dropDuplicates: true) }
+        return try await perform { try await ingestOnce(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, dropDuplicates: true, start: start) }
     }
 
     private func ingestOnce(
-        jobs: [NewJob], rejected: [Rejection], maxAttempts: @escaping @Sendable (String) -> Int, dropDuplicates: Bool
+        jobs: [NewJob], rejected: [Rejection], maxAttempts: @escaping @Sendable (String) -> Int, dropDuplicates: Bool, start: StartRequest?
     ) async throws -> IngestResult {
-        let jobQuery = jobs.isEmpty ? nil : JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind, dropDuplicates: dropDuplicates)
+        let jobQuery = jobs.isEmpty ? nil : JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind, dropDuplicates: dropDuplicates, start: start)
         let rejectQuery = rejected.isEmpty ? nil : RejectedInsertMany.query(rejected, now: clock.bind)
         let logger = self.logger
         @Sendable func write(_ runner: some QueryRunner) async throws -> IngestResult {
-            var inserted = 0, quarantined = 0
+            var inserted: [UUID] = [], started: [ClaimedJob] = [], quarantined = 0
             if let jobQuery {
-                for try await _ in try await runner.run(jobQuery, logger: logger).decode(UUID.self) { inserted += 1 }
+                (inserted, started) = try await JobInsertMany.decode(runner.run(jobQuery, logger: logger))
             }
             if let rejectQuery {
                 for try await _ in try await runner.run(rejectQuery, logger: logger).decode(UUID.self) { quarantined += 1 }
             }
-            return IngestResult(inserted: inserted, duplicates: jobs.count - inserted, quarantined: quarantined)
+            return IngestResult(inserted: inserted.count, duplicates: jobs.count - inserted.count, quarantined: quarantined, started: started)
         }
         if rejectQuery == nil || jobQuery == nil {
             return try await write(client)

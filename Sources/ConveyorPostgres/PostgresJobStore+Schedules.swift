@@ -30,9 +30,7 @@ extension PostgresJobStore {
         return try await perform {
             try await client.withTransaction(logger: logger) { connection in
                 var inserted: [UUID] = []
-                if let insert {
-                    for try await id in try await connection.query(insert, logger: logger).decode(UUID.self) { inserted.append(id) }
-                }
+                if let insert { inserted = try await JobInsertMany.decode(connection.query(insert, logger: logger)).inserted }
                 _ = try await connection.query(record, logger: logger).collect()
                 return inserted
             }

@@ -48,8 +48,7 @@ public struct PostgresJobStore: Sendable {
         let query = JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind)
         let runner: any QueryRunner = connection ?? client
         let rows = try await perform { try await runner.run(query, logger: logger) }
-        var inserted: [UUID] = []
-        for try await id in rows.decode(UUID.self) { inserted.append(id) }
+        let inserted = try await JobInsertMany.decode(rows).inserted
         return InsertResult(inserted: inserted, duplicates: jobs.count - inserted.count)
     }
 

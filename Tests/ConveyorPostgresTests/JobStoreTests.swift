@@ -55,6 +55,46 @@ struct JobStoreTests {
         }
     }
 
+    @Test("direct start: requested rows go in running, leased, attempt 1 — unless their queue has a due job waiting, is paused, or the row is not due")
+    func directStart() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let maxAttempts: @Sendable (String) -> Int = { _ in 3 }
+            let start = { (rows: [Int]) in PostgresJobStore.StartRequest(rows: rows, worker: "w1", lease: .seconds(30)) }
+            let ids = (0..<4).map { _ in UUID() }
+
+            let first = try await store.ingest(
+                jobs: ids.map { NewJob(kind: "k", args: #"{"n":1}"#, queue: "q", id: $0) }, rejected: [], maxAttempts: maxAttempts, start: start([0, 2]))
+            #expect(first.inserted == 4 && first.started.map(\.id) == [ids[0], ids[2]])
+            #expect(first.started.allSatisfy { $0.attempt == 1 && $0.maxAttempts == 3 && $0.kind == "k" && $0.args == #"{"n": 1}"# })
+            let started = try await store.require(ids[0])
+            #expect(started.state == .running && started.attempt == 1 && started.lockedBy == "w1")
+            #expect(started.leaseExpiresAt == clock.now().addingTimeInterval(30) && started.attemptedAt == clock.now())
+            #expect(try await store.require(ids[1]).state == .available)
+
+            // Jobs 1 and 3 wait in `q`: a new one must not overtake them.
+            let behind = try await store.ingest(jobs: [NewJob(kind: "k", queue: "q")], rejected: [], maxAttempts: maxAttempts, start: start([0]))
+            #expect(behind.inserted == 1 && behind.started.isEmpty)
+            // Another queue is free; a job not due yet is not started.
+            let other = try await store.ingest(
+                jobs: [NewJob(kind: "k", queue: "r"), NewJob(kind: "k", queue: "r", runAt: clock.now().addingTimeInterval(5))], rejected: [],
+                maxAttempts: maxAttempts, start: start([0, 1]))
+            #expect(other.started.map(\.queue) == ["r"])
+            // A paused queue starts nothing.
+            #expect(try await store.pause(queue: "s", by: "test"))
+            let paused = try await store.ingest(jobs: [NewJob(kind: "k", queue: "s")], rejected: [], maxAttempts: maxAttempts, start: start([0]))
+            #expect(paused.started.isEmpty)
+            // The recovered-batch path (ids already in) starts only the rows it inserts.
+            let replay = try await store.ingest(
+                jobs: [NewJob(kind: "k", queue: "t", id: ids[0]), NewJob(kind: "k", queue: "t")], rejected: [], maxAttempts: maxAttempts,
+                start: start([0, 1]))
+            #expect(replay.inserted == 1 && replay.duplicates == 1 && replay.started.count == 1 && replay.started.first?.id != ids[0])
+            // Started jobs complete like claimed ones.
+            #expect(try await store.complete(first.started.map { (id: $0.id, attempt: $0.attempt) }).count == 2)
+        }
+    }
+
     @Test("a unique key blocks a second job only while the first is unfinished")
     func uniqueKey() async throws {
         try await TestDatabase.withFresh { client, _ in
