@@ -22,8 +22,8 @@ extension BenchCommand {
     }
 
     static func redisPath(
-        jobs: Int, concurrency: Int, ingesters: Int, samples: Int, redis: RedisConfiguration, url: DatabaseURL, store: PostgresJobStore,
-        queue: String, logger: Logger
+        jobs: Int, concurrency: Int, ingesters: Int, directStart: Bool, samples: Int, redis: RedisConfiguration, url: DatabaseURL,
+        store: PostgresJobStore, queue: String, logger: Logger
     ) async throws -> RedisFigures {
         let keys = IngressKeys(namespace: "{conveyor-bench-\(queue)}")
         let producer = RedisConnection(configuration: redis, name: "bench-producer")
@@ -42,7 +42,7 @@ extension BenchCommand {
         var registry = HandlerRegistry()
         registry.register(CountingNoop(counter: counter))
         let endToEnd = try await runWorker(
-            registry: registry, queue: queue, concurrency: concurrency, ingesters: ingesters, keys: keys, redis: redis, url: url, store: store, logger: logger
+            registry: registry, queue: queue, concurrency: concurrency, ingesters: ingesters, directStart: directStart, keys: keys, redis: redis, url: url, store: store, logger: logger
         ) {
             let start = ContinuousClock.now
             await counter.reached()
@@ -54,7 +54,7 @@ extension BenchCommand {
         var latencyRegistry = HandlerRegistry()
         latencyRegistry.register(StartReporter(starts: starts.continuation))
         let latencies = try await runWorker(
-            registry: latencyRegistry, queue: queue, concurrency: concurrency, ingesters: 1, keys: keys, redis: redis, url: url, store: store,
+            registry: latencyRegistry, queue: queue, concurrency: concurrency, ingesters: 1, directStart: directStart, keys: keys, redis: redis, url: url, store: store,
             logger: logger
         ) {
             var latencies: [Duration] = []
@@ -73,7 +73,7 @@ extension BenchCommand {
 
     /// Runs one worker (with its insert listener) and `ingesters` ingesters around `body`, then shuts them down.
     private static func runWorker<T: Sendable>(
-        registry: HandlerRegistry, queue: String, concurrency: Int, ingesters: Int, keys: IngressKeys, redis: RedisConfiguration, url: DatabaseURL,
+        registry: HandlerRegistry, queue: String, concurrency: Int, ingesters: Int, directStart: Bool, keys: IngressKeys, redis: RedisConfiguration, url: DatabaseURL,
         store: PostgresJobStore, logger: Logger, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let configuration = Worker.Configuration(queues: QueueConfiguration(queues: [.init(name: queue, concurrency: concurrency)]))
@@ -81,7 +81,7 @@ extension BenchCommand {
             configuration: configuration, store: store, registry: registry, listener: JobNotificationListener(url: url, logger: logger),
             logger: logger)
         let ingesters: [any Service] = (0..<ingesters).map { _ in
-            EnvelopeIngester(configuration: .init(keys: keys), redis: redis, store: store, logger: logger)
+            EnvelopeIngester(configuration: .init(keys: keys), redis: redis, store: store, starter: directStart ? worker.directStarts : nil, logger: logger)
         }
         return try await withRunningServices([worker] + ingesters, logger: logger) { _ in try await body() }
     }

@@ -31,6 +31,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-redis"), help: "Skip the Redis phases (full path and idle latency).") var noRedis = false
     @Option(help: "Idle push-to-start latency samples (default 200).") var samples = 200
     @Option(help: "Ingesters in the worker process for the full path (default 1).") var ingesters = 1
+    @Flag(name: .customLong("no-direct-start"), help: "Ingesters insert every job available, to be claimed (the worker's behaviour before direct starts; for comparison).")
+    var noDirectStart = false
     @Flag(help: "Only the full path (Redis → completed) and the latency samples: no PostgreSQL-only phases, no ceilings (for profiling).")
     var endToEndOnly = false
 
@@ -53,7 +55,7 @@ struct BenchCommand: AsyncParsableCommand {
                 if endToEndOnly {
                     guard let redisConfiguration else { throw CommandError.failed("--end-to-end-only needs Redis") }
                     let figures = try await Self.redisPath(
-                        jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), samples: samples, redis: redisConfiguration, url: url,
+                        jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), directStart: !noDirectStart, samples: samples, redis: redisConfiguration, url: url,
                         store: store, queue: runtimeQueue, logger: logger)
                     _ = try await store.deleteAll(queue: runtimeQueue)
                     return (Double.nan, Double.nan, Double.nan, Optional(figures))
@@ -74,7 +76,7 @@ struct BenchCommand: AsyncParsableCommand {
                 if let redisConfiguration {
                     try await store.vacuum()
                     figures = try await Self.redisPath(
-                        jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), samples: samples, redis: redisConfiguration, url: url, store: store,
+                        jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), directStart: !noDirectStart, samples: samples, redis: redisConfiguration, url: url, store: store,
                         queue: runtimeQueue, logger: logger)
                     _ = try await store.deleteAll(queue: runtimeQueue)
                 }

@@ -37,11 +37,13 @@ public struct ConveyorCommand: AsyncParsableCommand {
         }
     }
 
-    /// Installs the stdout log handler at `CONVEYOR_LOG_LEVEL` (default `info`).
-    public static func bootstrapLogging() {
+    /// Installs the log handler at `CONVEYOR_LOG_LEVEL` (default `info`): on stdout, or on stderr when the
+    /// command prints `--json`, so a warning logged meanwhile cannot corrupt what scripts parse.
+    public static func bootstrapLogging(arguments: [String] = CommandLine.arguments) {
         let level = ProcessInfo.processInfo.environment["CONVEYOR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let toStandardError = arguments.dropFirst().contains("--json")
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardOutput(label: label)
+            var handler = toStandardError ? StreamLogHandler.standardError(label: label) : StreamLogHandler.standardOutput(label: label)
             handler.logLevel = level
             return handler
         }

@@ -27,6 +27,16 @@ enum Settings {
         return parsed
     }
 
+    /// A boolean environment variable: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; unset or empty is the default.
+    static func bool(env: String, default value: Bool) throws -> Bool {
+        guard let text = environment[env], !text.isEmpty else { return value }
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw CommandError.configuration(setting: env, reason: "\(text.debugDescription) must be 1 or 0 (true/false, yes/no, on/off)")
+        }
+    }
+
     /// A duration in seconds (fractions allowed) within `range`.
     static func seconds(_ flag: Double?, env: String, flagName: String, default value: Double, range: ClosedRange<Double>) throws -> Duration {
         let seconds: Double

@@ -21,6 +21,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-ingest"), help: "Do not move envelopes from Redis into PostgreSQL in this process.")
     var noIngest = false
 
+    @Flag(
+        name: .customLong("no-direct-start"),
+        help: "Insert every ingested job `available`, to be claimed, instead of starting the ones this worker has room for at once (env: CONVEYOR_DIRECT_START=0).")
+    var noDirectStart = false
+
     @Option(help: "Ingesters in this process, each with its own Redis connection (env: CONVEYOR_INGESTERS; default 1).")
     var ingesters: Int?
 
@@ -51,6 +56,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
         let keys = try redis.keys()
+        let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let logger = Logger(label: "conveyor.worker")
         let registry = ConveyorKinds.registry()
         if let redisConfiguration { try await RedisOptions.check(redisConfiguration).close() }
@@ -67,7 +73,7 @@ struct WorkerCommand: AsyncParsableCommand {
                     services.append(
                         EnvelopeIngester(
                             configuration: EnvelopeIngester.Configuration(keys: keys), redis: redisConfiguration, store: store, maxAttempts: { registry.defaultMaxAttempts(for: $0) },
-                            logger: Logger(label: "conveyor.ingest")))
+                            starter: directStart ? worker.directStarts : nil, logger: Logger(label: "conveyor.ingest")))
                 }
             }
             // The group stops services in reverse order: ingesters first, then the worker drains, then

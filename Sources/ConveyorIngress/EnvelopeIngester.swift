@@ -50,6 +50,7 @@ public struct EnvelopeIngester: Service {
     let store: PostgresJobStore
     let maxAttempts: @Sendable (String) -> Int
     let onBatch: @Sendable (Batch) -> Void
+    let starter: (any JobStarter)?
     let logger: Logger
 
     /// What one committed batch held (passed to the `onBatch` observer).
@@ -66,12 +67,16 @@ public struct EnvelopeIngester: Service {
     ///
     /// - Parameters:
     ///   - maxAttempts: the attempts of a job whose envelope sets none, by kind (the registry's policies).
+    ///   - starter: the worker of this process (`Worker.directStarts`), which starts the jobs it has
+    ///     room for as they are inserted — already claimed, without a claim statement each. Default none.
     ///   - onBatch: called after each committed batch (observability and tests).
     public init(
         configuration: Configuration = Configuration(), redis: RedisConfiguration, store: PostgresJobStore,
         maxAttempts: @escaping @Sendable (String) -> Int = { _ in RetryPolicy.defaultMaxAttempts },
+        starter: (any JobStarter)? = nil,
         logger: Logger = Logger(label: "conveyor.ingest"), onBatch: @escaping @Sendable (Batch) -> Void = { _ in }
     ) {
+        self.starter = starter
         self.onBatch = onBatch
         self.configuration = configuration
         self.redis = redis
@@ -101,10 +106,13 @@ public struct EnvelopeIngester: Service {
                     try await recover(connection)
                     nextHeartbeat = ContinuousClock.now + configuration.heartbeatInterval
                 }
+                // A worker in this process may size the batch to its free slots, or hold it back a moment while its queues have jobs waiting.
+                let size = await starter?.plan(ingester: configuration.ingesterID, limit: configuration.batchSize) ?? configuration.batchSize
                 batchNumber += 1
                 let batch = keys.batch(ingester: configuration.ingesterID, number: batchNumber)
-                var items = try await move(into: batch, count: configuration.batchSize, connection: connection)
+                var items = try await move(into: batch, count: size, connection: connection)
                 if items.isEmpty {
+                    starter?.cancelPlan(ingester: configuration.ingesterID)
                     // Register the list before the blocking move, so a crash right after it is recoverable.
                     try await connection.send("SADD", keys.processingSet, batch)
                     let seconds = String(format: "%.3f", configuration.blockTimeout.seconds)
@@ -116,12 +124,13 @@ public struct EnvelopeIngester: Service {
                         batchNumber -= 1
                         continue
                     }
-                    items = [envelope] + (try await move(into: batch, count: configuration.batchSize - 1, connection: connection))
+                    items = [envelope] + (try await move(into: batch, count: size - 1, connection: connection))
                 }
                 try await ingest(batch: batch, items: items)
                 try await release(batch, connection: connection)
                 backoff = .milliseconds(100)
             } catch {
+                starter?.cancelPlan(ingester: configuration.ingesterID)
                 guard !Task.isCancelled else { break }
                 Counter(label: "conveyor_ingest_errors_total").increment()
                 logger.warning("ingest failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
@@ -171,7 +180,7 @@ public struct EnvelopeIngester: Service {
         while true {
             tries += 1
             do {
-                var result = try await store.ingest(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts)
+                var result = try await insert(jobs, rejected: rejected)
                 result.inserted += isolated
                 Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "ingested")]).increment(by: result.inserted)
                 Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "duplicate")]).increment(by: result.duplicates)
@@ -205,6 +214,22 @@ public struct EnvelopeIngester: Service {
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }
+        }
+    }
+
+    /// Writes one try of a batch; the jobs this process's worker has room for are started directly.
+    private func insert(_ jobs: [NewJob], rejected: [Rejection]) async throws -> PostgresJobStore.IngestResult {
+        guard let starter, !jobs.isEmpty else { return try await store.ingest(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts) }
+        let reservation = starter.reserve(jobs, now: store.now, ingester: configuration.ingesterID)
+        let start = reservation.isEmpty ? nil : PostgresJobStore.StartRequest(rows: reservation.rows, worker: starter.workerID, lease: starter.lease)
+        let sent = ContinuousClock.now
+        do {
+            let result = try await store.ingest(jobs: jobs, rejected: rejected, maxAttempts: maxAttempts, start: start)
+            starter.started(result.started, reservation: reservation, sent: sent)
+            return result
+        } catch {
+            starter.started([], reservation: reservation, sent: sent)
+            throw error
         }
     }
 

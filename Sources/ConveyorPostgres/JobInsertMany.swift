@@ -56,10 +56,14 @@ enum JobInsertMany {
             WITH startable AS (
                 SELECT coalesce(array_agg(q), '{}') AS queues
                 FROM unnest(\(Array(startQueues))::text[]) AS q
+                -- One probe per priority: the claim index is ordered (queue, priority, run_at), so each
+                -- probe reads only due entries, however many jobs wait with a future run_at.
                 WHERE NOT EXISTS (
-                        SELECT 1 FROM conveyor_jobs a
-                        WHERE a.state = \(unescaped: JobState.available.sql) AND a.queue = q
-                          AND a.run_at <= coalesce(\(now)::timestamptz, now()))
+                        SELECT 1 FROM generate_series(0, 9) AS p(priority)
+                        WHERE EXISTS (
+                            SELECT 1 FROM conveyor_jobs a
+                            WHERE a.state = \(unescaped: JobState.available.sql) AND a.queue = q AND a.priority = p.priority
+                              AND a.run_at <= coalesce(\(now)::timestamptz, now())))
                   AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = q)
             ), inserted AS (
             INSERT INTO conveyor_jobs

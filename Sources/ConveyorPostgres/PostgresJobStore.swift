@@ -52,6 +52,9 @@ public struct PostgresJobStore: Sendable {
         return InsertResult(inserted: inserted, duplicates: jobs.count - inserted.count)
     }
 
+    /// The store's "now": the injected clock's time, or this machine's (statements use PostgreSQL's then).
+    public var now: Date { clock.bind ?? Date() }
+
     /// Claims up to `limit` due jobs of `queue` for `worker`, holding each for `lease`.
     public func claim(queue: String, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }

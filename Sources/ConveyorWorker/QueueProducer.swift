@@ -14,12 +14,18 @@ import Logging
 ///
 /// On shutdown it stops claiming, lets running jobs finish within the grace period, then stops the
 /// rest, which go back to `available` without spending an attempt.
+///
+/// Jobs an ingester of this process inserted already claimed (``DirectStarts``) arrive as `.started`
+/// and run the same way; the producer publishes its slots and whether the queue is drained through
+/// ``QueueSlots``, which decides when such direct starts may take slots.
 struct QueueProducer: Sendable {
     let queue: QueueConfiguration.Queue
     let store: PostgresJobStore
     let executor: JobExecutor
     let completer: JobCompleter
     let settings: Worker.Configuration
+    let slots: QueueSlots
+    let starts: DirectStarts
     let logger: Logger
 
     /// Claims started and not yet returned, at most.
@@ -27,7 +33,6 @@ struct QueueProducer: Sendable {
 
     /// The producer's loop state (only the loop touches it).
     private struct State {
-        var reserved = 0
         var claimsInFlight = 0
         var drain = DrainTracker()
         var nextClaim = ContinuousClock.now
@@ -58,6 +63,23 @@ struct QueueProducer: Sendable {
                     }
                 }
                 var state = State()
+                /// Runs claimed (or directly started) jobs, each in a child task of `jobs`.
+                func launch(_ claimed: [ClaimedJob], sent: ContinuousClock.Instant) {
+                    for job in claimed {
+                        if stop.isStopped {
+                            // Claimed while the shutdown began: give it back untouched.
+                            completer.record(job, .release)
+                            continue
+                        }
+                        let stop = running.start(job, timeout: executor.timeout(for: job.kind), leaseDeadline: sent + settings.lease)
+                        jobs.addTask {
+                            let resolution = await executor.execute(job, stop: stop)
+                            completer.record(job, resolution)
+                            running.finish(job.id, attempt: job.attempt)
+                            inbox.wake()
+                        }
+                    }
+                }
                 inbox.deliver(.poll)
                 for await event in inbox.events {
                     switch event {
@@ -67,44 +89,37 @@ struct QueueProducer: Sendable {
                         state.drain.workAnnounced()
                     case .claimed(let claimed, let requested, let sent, let token):
                         state.claimsInFlight -= 1
-                        state.reserved -= requested
                         state.backoff = .milliseconds(100)
                         state.drain.claimReturned(token: token, count: claimed.count, requested: requested)
                         if !claimed.isEmpty { WorkerMetrics.claimed(queue: queue.name, count: claimed.count) }
                         logger.trace(
                             "claim", metadata: ["n": "\(claimed.count)", "requested": "\(requested)", "took": "\(ContinuousClock.now - sent)"])
-                        for job in claimed {
-                            if stop.isStopped {
-                                // Claimed while the shutdown began: give it back untouched.
-                                completer.record(job, .release)
-                                continue
-                            }
-                            let stop = running.start(
-                                job, timeout: executor.timeout(for: job.kind), leaseDeadline: sent + settings.lease)
-                            jobs.addTask {
-                                let resolution = await executor.execute(job, stop: stop)
-                                completer.record(job, resolution)
-                                running.finish(job.id, attempt: job.attempt)
-                                inbox.wake()
-                            }
-                        }
+                        launch(claimed, sent: sent)
+                        slots.claimReturned(requested)
+                    case .started(let started, let reserved, let sent):
+                        if !started.isEmpty { WorkerMetrics.started(queue: queue.name, count: started.count) }
+                        logger.trace("direct start", metadata: ["n": "\(started.count)", "reserved": "\(reserved)", "took": "\(ContinuousClock.now - sent)"])
+                        launch(started, sent: sent)
+                        slots.startReturned(reserved)
                     case .claimFailed(let requested, let error):
                         state.claimsInFlight -= 1
-                        state.reserved -= requested
+                        slots.claimReturned(requested)
                         WorkerMetrics.storeError(operation: "claim")
                         logger.warning("claiming jobs failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(state.backoff)"])
                         state.nextClaim = ContinuousClock.now + state.backoff
                         state.backoff = min(state.backoff * 2, .seconds(5))
                     }
+                    slots.update(drained: state.drain.isDrained, stopped: stop.isStopped)
+                    starts.signal()
 
                     if stop.isStopped {
-                        if running.count == 0 && state.claimsInFlight == 0 { break }
+                        if running.count == 0 && state.claimsInFlight == 0 && slots.startReserved == 0 { break }
                         if graceExpired.isSet {
                             if running.count > 0 {
                                 logger.notice("grace period over, stopping running jobs", metadata: ["running": "\(running.count)"])
                                 running.stopAll(.shutdown)
                             }
-                            if state.claimsInFlight == 0 { break }
+                            if state.claimsInFlight == 0 && slots.startReserved == 0 { break }
                             continue
                         }
                         if !state.graceArmed {
@@ -119,7 +134,7 @@ struct QueueProducer: Sendable {
                         continue
                     }
 
-                    let free = queue.concurrency - running.count - state.reserved
+                    let free = slots.free
                     guard free > 0, state.claimsInFlight < Self.maxClaimsInFlight, !state.drain.isDrained else { continue }
                     let now = ContinuousClock.now
                     // Half the slots free is a batch worth a round trip: claim at once. Fewer wait out the
@@ -136,19 +151,21 @@ struct QueueProducer: Sendable {
                         continue
                     }
                     state.timerPending = false
+                    // Reserved under the lock direct starts share: they may have taken slots since `free` was read.
+                    let requested = slots.reserveClaim(upTo: free)
+                    guard requested > 0 else { continue }
                     // Busy: wait out the cooldown before the next claim; idle: claim at once.
                     if running.count > 0 || state.claimsInFlight > 0 { state.nextClaim = now + settings.claimCooldown }
                     state.claimsInFlight += 1
-                    state.reserved += free
                     let token = state.drain.claimToken
                     helpers.addTask {
                         do {
                             let sent = ContinuousClock.now
                             let claimed = try await store.claim(
-                                queue: queue.name, limit: free, worker: settings.workerID, lease: settings.lease)
-                            inbox.deliver(.claimed(claimed, requested: free, sent: sent, token: token))
+                                queue: queue.name, limit: requested, worker: settings.workerID, lease: settings.lease)
+                            inbox.deliver(.claimed(claimed, requested: requested, sent: sent, token: token))
                         } catch {
-                            inbox.deliver(.claimFailed(requested: free, error: "\(error)"))
+                            inbox.deliver(.claimFailed(requested: requested, error: "\(error)"))
                         }
                     }
                 }

@@ -66,6 +66,13 @@ public struct Worker: Service {
     let random: any RandomSource
     let listener: JobNotificationListener?
     let logger: Logger
+    let inboxes: [String: ProducerInbox]
+    let running: [String: RunningJobs]
+    let slots: [String: QueueSlots]
+
+    /// Hands ingesters of this process the slots they may fill with jobs inserted already claimed
+    /// (pass it to `EnvelopeIngester`); see ``DirectStarts``.
+    public let directStarts: DirectStarts
 
     /// Creates a worker.
     ///
@@ -86,6 +93,22 @@ public struct Worker: Service {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
+        let queues = configuration.queues.queues
+        var inboxes: [String: ProducerInbox] = [:], running: [String: RunningJobs] = [:], slots: [String: QueueSlots] = [:]
+        for queue in queues {
+            let jobs = RunningJobs()
+            inboxes[queue.name] = ProducerInbox()
+            running[queue.name] = jobs
+            slots[queue.name] = QueueSlots(concurrency: queue.concurrency, running: jobs)
+        }
+        self.inboxes = inboxes
+        self.running = running
+        self.slots = slots
+        directStarts = DirectStarts(
+            workerID: configuration.workerID, lease: configuration.lease,
+            queues: inboxes.reduce(into: [:]) { result, entry in
+                if let queueSlots = slots[entry.key] { result[entry.key] = (slots: queueSlots, inbox: entry.value) }
+            })
     }
 
     /// `hostname-pid-xxxx`: unique per process, readable in `locked_by`.
@@ -106,8 +129,7 @@ public struct Worker: Service {
         logger.info(
             "worker started",
             metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
-        let inboxes = Dictionary(uniqueKeysWithValues: configuration.queues.queues.map { ($0.name, ProducerInbox()) })
-        let running = Dictionary(uniqueKeysWithValues: configuration.queues.queues.map { ($0.name, RunningJobs()) })
+        let inboxes = self.inboxes
         let leases = LeaseKeeper(
             store: store, running: Array(running.values), lease: configuration.lease,
             interval: configuration.heartbeatInterval, logger: logger)
@@ -132,10 +154,10 @@ public struct Worker: Service {
                     }
                     await withTaskGroup(of: Void.self) { producers in
                         for queue in configuration.queues.queues {
+                            guard let inbox = inboxes[queue.name], let jobs = running[queue.name], let slots = slots[queue.name] else { continue }
                             let producer = QueueProducer(
                                 queue: queue, store: store, executor: executor, completer: completer,
-                                settings: configuration, logger: logger)
-                            guard let inbox = inboxes[queue.name], let jobs = running[queue.name] else { continue }
+                                settings: configuration, slots: slots, starts: directStarts, logger: logger)
                             producers.addTask { await producer.run(stop: stop, inbox: inbox, running: jobs) }
                         }
                     }

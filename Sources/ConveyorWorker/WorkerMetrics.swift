@@ -7,6 +7,7 @@ import Metrics
 ///   (`completed`, `retry`, `dead`, `snoozed`, `cancelled`, `released`).
 /// - `conveyor_job_duration_seconds{kind,queue}`: handler run time.
 /// - `conveyor_claim_batch_size{queue}`: jobs per claim statement.
+/// - `conveyor_direct_starts_total{queue}`: jobs an ingester of the process inserted already claimed.
 /// - `conveyor_completion_flush_size`, `conveyor_completion_flush_seconds`: completer batches.
 /// - `conveyor_completion_stale_total`: results dropped because the job was no longer held at that attempt.
 /// - `conveyor_store_errors_total{operation}`: failed claims, flushes and heartbeats (retried).
@@ -21,6 +22,10 @@ enum WorkerMetrics {
 
     static func claimed(queue: String, count: Int) {
         Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)]).record(count)
+    }
+
+    static func started(queue: String, count: Int) {
+        Counter(label: "conveyor_direct_starts_total", dimensions: [("queue", queue)]).increment(by: count)
     }
 
     static func flushed(count: Int, duration: Duration, stale: Int) {

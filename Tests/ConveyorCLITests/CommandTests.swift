@@ -33,10 +33,13 @@ struct CommandTests {
                 #expect(((figures[key] as? NSNumber)?.doubleValue ?? 0) > 0, "\(key) in \(full.stdout)")
             }
             #expect(figures["latency_samples"] as? Int == 3)
+            // With the trace on, every claim is logged: on stderr, so stdout stays one JSON object.
             let profiled = try await ConveyorProcess.run(
-                ["bench", "--jobs", "200", "--end-to-end-only", "--samples", "1", "--json"], environment: env)
+                ["bench", "--jobs", "200", "--end-to-end-only", "--samples", "1", "--json"], environment: env.merging(["CONVEYOR_BENCH_TRACE": "1"]) { $1 })
             #expect(profiled.status == 0, "\(profiled.stderr)")
-            #expect(profiled.stdout.contains("end_to_end_jobs_per_second") && !profiled.stdout.contains("ceiling"))
+            let endToEnd = try #require(try JSONSerialization.jsonObject(with: Data(profiled.stdout.utf8)) as? [String: Any])
+            #expect(endToEnd["end_to_end_jobs_per_second"] != nil && endToEnd["ceiling_jobs_per_second"] == nil)
+            #expect(profiled.stderr.contains("trace"))
             #expect(try await PostgresJobStore(client: client).jobs(JobFilter(limit: 10)).isEmpty)
         }
     }
