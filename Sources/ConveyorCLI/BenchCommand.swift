@@ -58,7 +58,7 @@ struct BenchCommand: AsyncParsableCommand {
                         jobs: jobs, concurrency: concurrency, ingesters: max(1, ingesters), directStart: !noDirectStart, samples: samples, redis: redisConfiguration, url: url,
                         store: store, queue: runtimeQueue, logger: logger)
                     _ = try await store.deleteAll(queue: runtimeQueue)
-                    return (Double.nan, Double.nan, Double.nan, Optional(figures))
+                    return (Double.nan, Double.nan, Double.nan, Double.nan, Optional(figures))
                 }
                 let insertRate = try await Self.insert(jobs, queue: runtimeQueue, store: store)
                 try await store.vacuum()
@@ -72,6 +72,10 @@ struct BenchCommand: AsyncParsableCommand {
                 let ceiling = try await Self.drainWithSQL(jobs, queue: ceilingQueue, batch: concurrency, loops: claimers, store: store)
                 _ = try await store.deleteAll(queue: runtimeQueue)
                 _ = try await store.deleteAll(queue: ceilingQueue)
+                try await store.vacuum()
+                let directCeiling = try await Self.directWithSQL(
+                    jobs, queue: ceilingQueue, batch: Self.directBatch(concurrency: concurrency), loops: claimers, store: store)
+                _ = try await store.deleteAll(queue: ceilingQueue)
                 var figures: RedisFigures?
                 if let redisConfiguration {
                     try await store.vacuum()
@@ -80,7 +84,7 @@ struct BenchCommand: AsyncParsableCommand {
                         queue: runtimeQueue, logger: logger)
                     _ = try await store.deleteAll(queue: runtimeQueue)
                 }
-                return (insertRate, runtime, ceiling, figures)
+                return (insertRate, runtime, ceiling, directCeiling, figures)
             } catch {
                 _ = try? await store.deleteAll(queue: runtimeQueue)
                 _ = try? await store.deleteAll(queue: ceilingQueue)
@@ -88,11 +92,14 @@ struct BenchCommand: AsyncParsableCommand {
                 throw error
             }
         }
-        let (insertRate, runtime, ceiling, figures) = result
+        let (insertRate, runtime, ceiling, directCeiling, figures) = result
         let ratio = runtime / ceiling
-        // The full path runs all three statements (insert, claim, complete) on the same two cores, so its
-        // SQL ceiling is their costs added up: 1 / (1/insert + 1/claim-and-complete). Derived, not timed.
-        let endToEndCeiling = 1 / (1 / insertRate + 1 / ceiling)
+        // With direct starts the full path runs two statements per job — the insert that starts it and the
+        // completion — timed back to back as the direct ceiling. Without, it runs all three (insert, claim,
+        // complete) on the same two cores, so its ceiling is their costs added up: 1 / (1/insert +
+        // 1/claim-and-complete), derived, not timed.
+        let claimPathCeiling = 1 / (1 / insertRate + 1 / ceiling)
+        let endToEndCeiling = noDirectStart ? claimPathCeiling : directCeiling
         let milliseconds = { (duration: Duration) in (duration.seconds * 10_000).rounded() / 10 }
         if json {
             var object: [String: Any] = ["jobs": jobs, "concurrency": concurrency, "claimers": claimers, "ingesters": ingesters]
@@ -101,7 +108,10 @@ struct BenchCommand: AsyncParsableCommand {
                 object["runtime_jobs_per_second"] = Int(runtime)
                 object["ceiling_jobs_per_second"] = Int(ceiling)
                 object["ratio"] = (ratio * 1000).rounded() / 1000
+                object["direct_ceiling_jobs_per_second"] = Int(directCeiling)
+                object["claim_path_ceiling_jobs_per_second"] = Int(claimPathCeiling)
             }
+            object["direct_start"] = !noDirectStart
             if let figures {
                 object["redis_push_jobs_per_second"] = Int(figures.pushRate)
                 object["end_to_end_jobs_per_second"] = Int(figures.endToEnd)
@@ -122,12 +132,16 @@ struct BenchCommand: AsyncParsableCommand {
                 print(String(format: "worker runtime (claim→run→complete):    %8.0f jobs/s", runtime))
                 print(String(format: "SQL ceiling (claim+complete loops):     %8.0f jobs/s", ceiling))
                 print(String(format: "runtime / ceiling:                      %8.1f %%", ratio * 100))
+                print(String(format: "direct-start SQL ceiling (insert running + complete loops): %8.0f jobs/s", directCeiling))
             }
             if let figures {
                 print(String(format: "Redis push (pipelined LPUSH):           %8.0f jobs/s", figures.pushRate))
                 print(String(format: "end to end (Redis → completed):         %8.0f jobs/s", figures.endToEnd))
                 if !endToEndOnly {
-                    print(String(format: "end-to-end SQL ceiling (derived):       %8.0f jobs/s (1 / (1/insert + 1/ceiling))", endToEndCeiling))
+                    print(
+                        noDirectStart
+                            ? String(format: "end-to-end SQL ceiling (derived):       %8.0f jobs/s (1 / (1/insert + 1/ceiling))", endToEndCeiling)
+                            : String(format: "end-to-end SQL ceiling (direct starts): %8.0f jobs/s", endToEndCeiling))
                     print(String(format: "end to end / its ceiling:               %8.1f %%", figures.endToEnd / endToEndCeiling * 100))
                 }
                 print(String(format: "idle push → handler start: p50 %.1f ms, p99 %.1f ms (%d samples)",
@@ -158,6 +172,37 @@ struct BenchCommand: AsyncParsableCommand {
         let worker = Worker(configuration: configuration, store: store, registry: registry, logger: logger)
         let start = ContinuousClock.now
         try await withRunningServices([worker], logger: logger) { _ in await counter.reached() }
+        return Double(count) / (ContinuousClock.now - start).seconds
+    }
+
+    /// The batch an ingester takes for a worker of `concurrency` slots with room (``DirectStarts``).
+    static func directBatch(concurrency: Int) -> Int {
+        min(EnvelopeIngester.Configuration().batchSize, max(concurrency / 2, DirectStarts.minimumBatch))
+    }
+
+    /// The direct-start ceiling: `loops` tasks each inserting `batch` jobs already claimed (the ingest
+    /// statement with a start request) and completing them at once, until `count` are done.
+    static func directWithSQL(_ count: Int, queue: String, batch: Int, loops: Int, store: PostgresJobStore) async throws -> Double {
+        let batches = (count + batch - 1) / batch
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for loop in 0..<loops {
+                group.addTask {
+                    for index in stride(from: loop, to: batches, by: loops) {
+                        let size = min(batch, count - index * batch)
+                        let jobs = (0..<size).map { _ in NewJob(kind: "conveyor.noop", queue: queue) }
+                        let result = try await store.ingest(
+                            jobs: jobs, rejected: [], maxAttempts: { _ in 25 },
+                            start: .init(rows: Array(0..<size), worker: "bench-\(loop)", lease: .seconds(300)))
+                        guard result.started.count == size else {
+                            throw CommandError.failed("the direct-start ceiling started \(result.started.count) of \(size) jobs")
+                        }
+                        try await store.complete(result.started.map { (id: $0.id, attempt: $0.attempt) })
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
         return Double(count) / (ContinuousClock.now - start).seconds
     }
 

@@ -51,12 +51,12 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try workerConfiguration()
+        let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)
         let url = try database.url()
         let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
         let keys = try redis.keys()
-        let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let logger = Logger(label: "conveyor.worker")
         let registry = ConveyorKinds.registry()
         if let redisConfiguration { try await RedisOptions.check(redisConfiguration).close() }

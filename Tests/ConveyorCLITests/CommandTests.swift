@@ -28,7 +28,7 @@ struct CommandTests {
             let figures = try #require(try JSONSerialization.jsonObject(with: Data(full.stdout.utf8)) as? [String: Any])
             for key in [
                 "insert_jobs_per_second", "runtime_jobs_per_second", "ceiling_jobs_per_second", "end_to_end_jobs_per_second",
-                "end_to_end_ceiling_jobs_per_second", "latency_p50_ms", "latency_p99_ms",
+                "end_to_end_ceiling_jobs_per_second", "direct_ceiling_jobs_per_second", "claim_path_ceiling_jobs_per_second", "latency_p50_ms", "latency_p99_ms",
             ] {
                 #expect(((figures[key] as? NSNumber)?.doubleValue ?? 0) > 0, "\(key) in \(full.stdout)")
             }

@@ -18,6 +18,13 @@ struct ConfigurationErrorTests {
         #expect(oneLine(result) == "conveyor: DATABASE_URL: is not set; expected postgres://user:password@host:port/database")
     }
 
+    @Test("a switch that is neither on nor off is named")
+    func badSwitch() async throws {
+        let result = try await ConveyorProcess.run(["worker"], environment: ["CONVEYOR_DIRECT_START": "maybe"])
+        #expect(result.status == 78)
+        #expect(oneLine(result) == #"conveyor: CONVEYOR_DIRECT_START: "maybe" must be 1 or 0 (true/false, yes/no, on/off)"#)
+    }
+
     @Test("a malformed DATABASE_URL is named with what is wrong", arguments: [
         ("mysql://u@h/db", "has scheme \"mysql\""),
         ("postgres://h/db", "has no user name"),
