@@ -303,4 +303,29 @@ struct PickedRowPlanTests {
             }
         }
     }
+
+    @Test("a direct start looks for waiting jobs on the claim index, not by scanning the table")
+    func directStartGuard() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            // The benchmark's state: statistics taken during a burst of waiting jobs (every row
+            // `available`), the table emptied and vacuumed since (no pages), the next burst being run.
+            // The planner expects thousands of matches and finds a table scan the cheapest way to one.
+            let sql: [PostgresQuery] = [
+                "INSERT INTO conveyor_jobs (id, queue, kind, max_attempts, run_at, inserted_at) SELECT gen_random_uuid(), 'burst', 'k', 3, now(), now() FROM generate_series(1, 40000)",
+                "ANALYZE conveyor_jobs",
+                "DELETE FROM conveyor_jobs",
+                "VACUUM conveyor_jobs",
+                "INSERT INTO conveyor_jobs (id, queue, kind, max_attempts, run_at, inserted_at, state) SELECT gen_random_uuid(), 'burst', 'k', 3, now(), now(), 'completed' FROM generate_series(1, 20000)",
+            ]
+            for statement in sql { _ = try await client.query(statement, logger: TestDatabase.logger).collect() }
+            let statement = JobInsertMany.query(
+                [NewJob(kind: "k", queue: "burst")], maxAttempts: { _ in 3 }, now: nil,
+                start: .init(rows: [0], worker: "w", lease: .seconds(30)))
+            var explain = statement
+            explain.sql = "EXPLAIN " + statement.sql
+            var plan: [String] = []
+            for try await line in try await client.query(explain, logger: TestDatabase.logger).decode(String.self) { plan.append(line) }
+            #expect(!plan.joined(separator: "\n").contains("Seq Scan on conveyor_jobs"), "\(plan.joined(separator: "\n"))")
+        }
+    }
 }
