@@ -98,7 +98,9 @@ public struct EnvelopeIngester: Service {
         var batchNumber = 0
         var nextHeartbeat = ContinuousClock.now
         var backoff = Duration.milliseconds(100)
-        logger.info("ingester started", metadata: ["redis": "\(redis)", "ingress": "\(keys.ingress)"])
+        logger.info(
+            "ingester started",
+            metadata: ["redis": "\(redis)", "ingress": "\(keys.ingress)", "direct_start": "\(starter.map { "for \($0.workerID)" } ?? "off")"])
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 if ContinuousClock.now >= nextHeartbeat {
