@@ -294,11 +294,8 @@ struct PickedRowPlanTests {
             try await client.withConnection { connection in
                 try await connection.query("SET enable_nestloop = off", logger: TestDatabase.logger)
                 for statement in statements {
-                    var explain = statement
-                    explain.sql = "EXPLAIN " + statement.sql
-                    var plan: [String] = []
-                    for try await line in try await connection.query(explain, logger: TestDatabase.logger).decode(String.self) { plan.append(line) }
-                    #expect(!plan.joined(separator: "\n").contains("Seq Scan on conveyor_jobs"), "\(plan.joined(separator: "\n"))")
+                    let plan = try await Self.plan(of: statement, on: connection)
+                    #expect(!plan.contains("Seq Scan on conveyor_jobs"), "\(plan)")
                 }
             }
         }
@@ -321,11 +318,17 @@ struct PickedRowPlanTests {
             let statement = JobInsertMany.query(
                 [NewJob(kind: "k", queue: "burst")], maxAttempts: { _ in 3 }, now: nil,
                 start: .init(rows: [0], worker: "w", lease: .seconds(30)))
-            var explain = statement
-            explain.sql = "EXPLAIN " + statement.sql
-            var plan: [String] = []
-            for try await line in try await client.query(explain, logger: TestDatabase.logger).decode(String.self) { plan.append(line) }
-            #expect(!plan.joined(separator: "\n").contains("Seq Scan on conveyor_jobs"), "\(plan.joined(separator: "\n"))")
+            let plan = try await client.withConnection { try await Self.plan(of: statement, on: $0) }
+            #expect(!plan.contains("Seq Scan on conveyor_jobs"), "\(plan)")
         }
+    }
+
+    /// `EXPLAIN` of `statement`, one line per plan node.
+    static func plan(of statement: PostgresQuery, on connection: PostgresConnection) async throws -> String {
+        var explain = statement
+        explain.sql = "EXPLAIN " + statement.sql
+        var lines: [String] = []
+        for try await line in try await connection.query(explain, logger: TestDatabase.logger).decode(String.self) { lines.append(line) }
+        return lines.joined(separator: "\n")
     }
 }
