@@ -41,6 +41,40 @@ struct CrashSafetyTests {
         }
     }
 
+    @Test("a job the SIGKILLed worker started directly (pushed to Redis, inserted running by its ingester) is rescued the same way")
+    func rescueDirectStartAfterKill() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            var env = Self.environment(url: url, id: "doomed")
+            env["CONVEYOR_LOG_LEVEL"] = "debug"
+            env["REDIS_URL"] = try TestRedis.url()
+            env["CONVEYOR_REDIS_NAMESPACE"] = TestRedis.namespace()
+            // No poll ticks: once a job has run, the worker knows its queue is empty and stays sure of it.
+            env["CONVEYOR_POLL_INTERVAL"] = "3600"
+            let doomed = try RunningProcess(["worker"], environment: env)
+            #expect(try await ConveyorProcess.run(["enqueue", "conveyor.noop"], environment: env).status == 0)
+            await doomed.waitFor("job completed")
+            let pushed = try await ConveyorProcess.run(
+                ["enqueue", "conveyor.sleep", "--args", #"{"seconds": 600}"#, "--max-attempts", "5"], environment: env)
+            #expect(pushed.status == 0, "\(pushed.stderr)")
+            await doomed.waitFor("kind=conveyor.sleep")
+            doomed.signal(SIGKILL)
+            _ = await doomed.exitStatus()
+            let held = try #require(try await store.jobs(JobFilter(kind: "conveyor.sleep", limit: 10)).first)
+            // Inserted and attempted by one statement: the ingester started it, no claim did.
+            #expect(held.state == .running && held.lockedBy == "doomed" && held.attempt == 1 && held.attemptedAt == held.insertedAt)
+
+            let survivor = try RunningProcess(["worker", "--no-ingest"], environment: Self.environment(url: url, id: "survivor"))
+            defer { survivor.signal(SIGKILL) }
+            try await eventually("the job runs again on the survivor") {
+                let job = try await store.require(held.id)
+                return job.state == .running && job.lockedBy == "survivor"
+            }
+            let again = try await store.require(held.id)
+            #expect(again.attempt == 2 && again.errors.map(\.kind) == [.leaseExpired])
+        }
+    }
+
     @Test("when the leader process is killed another takes over and maintenance goes on")
     func leaderFailover() async throws {
         try await TestDatabase.withFresh { client, url in
