@@ -27,18 +27,23 @@ struct CrashSafetyTests {
             _ = await doomed.exitStatus()
             let held = try await store.require(id)
             #expect(held.state == .running && held.lockedBy == "doomed" && held.attempt == 1)
-
-            let survivor = try RunningProcess(["worker", "--no-ingest"], environment: Self.environment(url: url, id: "survivor"))
-            defer { survivor.signal(SIGKILL) }
-            try await eventually("the job runs again on the survivor") {
-                let job = try await store.require(id)
-                return job.state == .running && job.lockedBy == "survivor"
-            }
-            let again = try await store.require(id)
-            #expect(again.attempt == 2)
-            #expect(again.errors.map(\.kind) == [.leaseExpired])
-            #expect(again.errors.first?.message.contains("doomed") == true)
+            try await Self.expectRescued(id, from: "doomed", store: store, url: url)
         }
+    }
+
+    /// Starts a survivor worker and expects it to run job `id` again once the lease of the killed
+    /// `worker` expired: attempt 2, `lease_expired` recorded, naming the dead worker.
+    static func expectRescued(_ id: UUID, from worker: String, store: PostgresJobStore, url: String) async throws {
+        let survivor = try RunningProcess(["worker", "--no-ingest"], environment: environment(url: url, id: "survivor"))
+        defer { survivor.signal(SIGKILL) }
+        try await eventually("the job runs again on the survivor") {
+            let job = try await store.require(id)
+            return job.state == .running && job.lockedBy == "survivor"
+        }
+        let again = try await store.require(id)
+        #expect(again.attempt == 2)
+        #expect(again.errors.map(\.kind) == [.leaseExpired])
+        #expect(again.errors.first?.message.contains(worker) == true)
     }
 
     @Test("a job the SIGKILLed worker started directly (pushed to Redis, inserted running by its ingester) is rescued the same way")
@@ -63,15 +68,7 @@ struct CrashSafetyTests {
             let held = try #require(try await store.jobs(JobFilter(kind: "conveyor.sleep", limit: 10)).first)
             // Inserted and attempted by one statement: the ingester started it, no claim did.
             #expect(held.state == .running && held.lockedBy == "doomed" && held.attempt == 1 && held.attemptedAt == held.insertedAt)
-
-            let survivor = try RunningProcess(["worker", "--no-ingest"], environment: Self.environment(url: url, id: "survivor"))
-            defer { survivor.signal(SIGKILL) }
-            try await eventually("the job runs again on the survivor") {
-                let job = try await store.require(held.id)
-                return job.state == .running && job.lockedBy == "survivor"
-            }
-            let again = try await store.require(held.id)
-            #expect(again.attempt == 2 && again.errors.map(\.kind) == [.leaseExpired])
+            try await Self.expectRescued(held.id, from: "doomed", store: store, url: url)
         }
     }
 
