@@ -144,14 +144,20 @@ let package = Package(
         ),
         .testTarget(
             name: "ConveyorWorkerTests",
-            dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]
+            dependencies: ["ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(
             name: "ConveyorMaintenanceTests",
-            dependencies: ["ConveyorMaintenance", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]
+            dependencies: [
+                "ConveyorMaintenance", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
-        .testTarget(name: "ConveyorIngressTests", dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport"]),
+        .testTarget(
+            name: "ConveyorIngressTests",
+            dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
         .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),

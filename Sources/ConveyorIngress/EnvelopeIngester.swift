@@ -3,7 +3,7 @@ public import ConveyorPostgres
 public import ConveyorRedis
 import Foundation
 public import Logging
-import Metrics
+public import Metrics
 public import ServiceLifecycle
 
 /// Moves envelopes from the Redis ingress into PostgreSQL, each exactly once (DESIGN §3), as a `Service`.
@@ -51,6 +51,7 @@ public struct EnvelopeIngester: Service {
     let maxAttempts: @Sendable (String) -> Int
     let onBatch: @Sendable (Batch) -> Void
     let starter: (any JobStarter)?
+    let metrics: IngestMetrics
     let logger: Logger
 
     /// What one committed batch held (passed to the `onBatch` observer).
@@ -69,14 +70,17 @@ public struct EnvelopeIngester: Service {
     ///   - maxAttempts: the attempts of a job whose envelope sets none, by kind (the registry's policies).
     ///   - starter: the worker of this process (`Worker.directStarts`), which starts the jobs it has
     ///     room for as they are inserted — already claimed, without a claim statement each. Default none.
+    ///   - metrics: where the ingester's instruments are made (listed in `docs/operations.md`).
+    ///     Default: the process's `MetricsSystem`.
     ///   - onBatch: called after each committed batch (observability and tests).
     public init(
         configuration: Configuration = Configuration(), redis: RedisConfiguration, store: PostgresJobStore,
         maxAttempts: @escaping @Sendable (String) -> Int = { _ in RetryPolicy.defaultMaxAttempts },
-        starter: (any JobStarter)? = nil,
+        starter: (any JobStarter)? = nil, metrics: any MetricsFactory = MetricsSystem.factory,
         logger: Logger = Logger(label: "conveyor.ingest"), onBatch: @escaping @Sendable (Batch) -> Void = { _ in }
     ) {
         self.starter = starter
+        self.metrics = IngestMetrics(factory: metrics)
         self.onBatch = onBatch
         self.configuration = configuration
         self.redis = redis
@@ -134,7 +138,7 @@ public struct EnvelopeIngester: Service {
             } catch {
                 starter?.cancelPlan(ingester: configuration.ingesterID)
                 guard !Task.isCancelled else { break }
-                Counter(label: "conveyor_ingest_errors_total").increment()
+                metrics.error()
                 logger.warning("ingest failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
@@ -151,7 +155,7 @@ public struct EnvelopeIngester: Service {
         let reply = try await connection.send(IngressMoveScript.arguments(keys: configuration.keys, batch: batch, count: count))
         if case .error(let message) = reply { throw RedisError.commandFailed(message) }
         let elements = reply.elements
-        if let backlog = elements.first?.int { Gauge(label: "conveyor_ingress_backlog").record(backlog) }
+        if let backlog = elements.first?.int { metrics.backlog(backlog) }
         return elements.dropFirst().compactMap { element in
             if case .bulk(let data) = element { return data }
             return nil
@@ -172,7 +176,7 @@ public struct EnvelopeIngester: Service {
                 sources.append((derived, item))
             case .failure(let rejection):
                 rejected.append(Rejection(id: derived, payload: item, reason: rejection.reason, source: batch))
-                Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", rejection.code)]).increment()
+                metrics.rejected(reason: rejection.code)
                 logger.warning("envelope quarantined", metadata: ["reason": "\(rejection.reason)", "batch": "\(batch)"])
             }
         }
@@ -184,11 +188,9 @@ public struct EnvelopeIngester: Service {
             do {
                 var result = try await insert(jobs, rejected: rejected)
                 result.inserted += isolated
-                Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "ingested")]).increment(by: result.inserted)
-                Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "duplicate")]).increment(by: result.duplicates)
-                Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", "rejected")]).increment(by: rejected.count)
-                Recorder(label: "conveyor_ingest_batch_size").record(items.count)
-                Timer(label: "conveyor_ingest_batch_seconds").record(duration: ContinuousClock.now - started)
+                metrics.committed(
+                    envelopes: items.count, inserted: result.inserted, duplicates: result.duplicates, rejected: rejected.count,
+                    duration: ContinuousClock.now - started)
                 if result.duplicates > 0 {
                     logger.info("duplicate envelopes dropped (id already ingested or unique key held)", metadata: ["count": "\(result.duplicates)"])
                 }
@@ -204,7 +206,7 @@ public struct EnvelopeIngester: Service {
                         isolated += try await store.ingest(jobs: [job], rejected: [], maxAttempts: maxAttempts).inserted
                     } catch ConveyorStoreError.invalidData(let reason) {
                         rejected.append(Rejection(id: source.derived, payload: source.item, reason: "refused by the database: \(reason)", source: batch))
-                        Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", "database")]).increment()
+                        metrics.rejected(reason: "database")
                     }
                 }
                 // The accepted ones are committed; what is left is writing the quarantine.

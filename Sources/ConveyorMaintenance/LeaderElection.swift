@@ -1,6 +1,6 @@
 public import ConveyorPostgres
 public import Logging
-import Metrics
+public import Metrics
 import Synchronization
 
 /// Elects one leader among all Conveyor processes for a role (e.g. `maintenance`), through a lease row
@@ -35,12 +35,14 @@ public struct LeaderElection: Sendable {
 
     let configuration: Configuration
     let store: PostgresJobStore
+    let metrics: any MetricsFactory
     let logger: Logger
 
-    /// Creates an election.
-    public init(configuration: Configuration, store: PostgresJobStore, logger: Logger) {
+    /// Creates an election; `metrics` makes its `conveyor_leader` gauge (default: the process's `MetricsSystem`).
+    public init(configuration: Configuration, store: PostgresJobStore, metrics: any MetricsFactory = MetricsSystem.factory, logger: Logger) {
         self.configuration = configuration
         self.store = store
+        self.metrics = metrics
         var logger = logger
         logger[metadataKey: "role"] = "\(configuration.name)"
         self.logger = logger
@@ -69,9 +71,9 @@ public struct LeaderElection: Sendable {
             let attempt = ContinuousClock.now
             if await tryAcquire() {
                 logger.notice("became leader", metadata: ["holder": "\(configuration.holder)", "ttl": "\(configuration.ttl)"])
-                Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)]).record(1)
+                Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)], factory: metrics).record(1)
                 await lead(acquiredAt: attempt, body: leading)
-                Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)]).record(0)
+                Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)], factory: metrics).record(0)
                 if Task.isCancelled {
                     logger.notice("stepping down")
                     return

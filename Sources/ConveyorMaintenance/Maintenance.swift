@@ -2,7 +2,7 @@ import ConveyorCore
 public import ConveyorPostgres
 import Foundation
 public import Logging
-import Metrics
+public import Metrics
 public import ServiceLifecycle
 
 /// Leader-run maintenance, as a `Service` that every worker and scheduler process runs: all of them
@@ -49,17 +49,22 @@ public struct Maintenance: Service {
 
     let configuration: Configuration
     let store: PostgresJobStore
+    let metrics: any MetricsFactory
     let logger: Logger
 
-    /// Creates the maintenance service.
-    public init(configuration: Configuration, store: PostgresJobStore, logger: Logger = Logger(label: "conveyor.maintenance")) {
+    /// Creates the maintenance service; `metrics` makes its instruments (default: the process's `MetricsSystem`).
+    public init(
+        configuration: Configuration, store: PostgresJobStore, metrics: any MetricsFactory = MetricsSystem.factory,
+        logger: Logger = Logger(label: "conveyor.maintenance")
+    ) {
         self.configuration = configuration
         self.store = store
+        self.metrics = metrics
         self.logger = logger
     }
 
     public func run() async throws {
-        let election = LeaderElection(configuration: configuration.election, store: store, logger: logger)
+        let election = LeaderElection(configuration: configuration.election, store: store, metrics: metrics, logger: logger)
         await election.run(until: { try? await gracefulShutdown() }) {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await every(configuration.rescueInterval) { try await rescue() } }
@@ -75,7 +80,7 @@ public struct Maintenance: Service {
                 try await pass()
             } catch {
                 guard !Task.isCancelled else { return }
-                Counter(label: "conveyor_maintenance_errors_total").increment()
+                Counter(label: "conveyor_maintenance_errors_total", factory: metrics).increment()
                 logger.warning("maintenance pass failed; retrying at the next one", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: interval)
@@ -87,9 +92,9 @@ public struct Maintenance: Service {
         while !Task.isCancelled {
             let result = try await store.rescueExpired(limit: configuration.batchSize)
             guard result.count > 0 else { return }
-            Counter(label: "conveyor_rescued_total", dimensions: [("to", "available")]).increment(by: result.retried.count)
-            Counter(label: "conveyor_rescued_total", dimensions: [("to", "dead")]).increment(by: result.dead.count)
-            Counter(label: "conveyor_rescued_total", dimensions: [("to", "cancelled")]).increment(by: result.cancelled.count)
+            Counter(label: "conveyor_rescued_total", dimensions: [("to", "available")], factory: metrics).increment(by: result.retried.count)
+            Counter(label: "conveyor_rescued_total", dimensions: [("to", "dead")], factory: metrics).increment(by: result.dead.count)
+            Counter(label: "conveyor_rescued_total", dimensions: [("to", "cancelled")], factory: metrics).increment(by: result.cancelled.count)
             logger.warning(
                 "rescued jobs whose lease expired (their worker died, froze or was cut off)",
                 metadata: [
@@ -112,14 +117,14 @@ public struct Maintenance: Service {
         if finishedBefore != nil || deadBefore != nil {
             let total = try await inBatches { try await store.prune(finishedBefore: finishedBefore, deadBefore: deadBefore, limit: $0) }
             if total > 0 {
-                Counter(label: "conveyor_pruned_total").increment(by: total)
+                Counter(label: "conveyor_pruned_total", factory: metrics).increment(by: total)
                 logger.info("pruned finished jobs past their retention", metadata: ["deleted": "\(total)"])
             }
         }
         if let rejectedBefore = cutoff(configuration.rejectedRetention) {
             let total = try await inBatches { try await store.pruneRejected(before: rejectedBefore, limit: $0) }
             if total > 0 {
-                Counter(label: "conveyor_rejected_pruned_total").increment(by: total)
+                Counter(label: "conveyor_rejected_pruned_total", factory: metrics).increment(by: total)
                 logger.info("pruned quarantined envelopes past their retention", metadata: ["deleted": "\(total)"])
             }
         }

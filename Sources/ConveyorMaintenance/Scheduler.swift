@@ -2,7 +2,7 @@ public import ConveyorCore
 public import ConveyorPostgres
 public import Foundation
 public import Logging
-import Metrics
+public import Metrics
 public import ServiceLifecycle
 
 /// Emits the jobs of cron schedules (DESIGN §6), as a `Service` run by `conveyor scheduler`.
@@ -17,14 +17,16 @@ public struct Scheduler: Service {
     let clock: any ConveyorClock
     let election: LeaderElection.Configuration
     let maxAttempts: @Sendable (String) -> Int
+    let metrics: any MetricsFactory
     let logger: Logger
 
     /// Creates a scheduler; `clock` gives the time slots are compared with (inject one in tests).
     public init(
         schedules: [Schedule], store: PostgresJobStore, election: LeaderElection.Configuration,
         clock: any ConveyorClock = SystemClock(), maxAttempts: @escaping @Sendable (String) -> Int = { _ in RetryPolicy.defaultMaxAttempts },
-        logger: Logger = Logger(label: "conveyor.scheduler")
+        metrics: any MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "conveyor.scheduler")
     ) {
+        self.metrics = metrics
         self.schedules = schedules
         self.store = store
         self.clock = clock
@@ -35,13 +37,13 @@ public struct Scheduler: Service {
 
     public func run() async throws {
         logger.info("scheduler started", metadata: ["schedules": "\(schedules.filter(\.enabled).map(\.name).joined(separator: ","))"])
-        await LeaderElection(configuration: election, store: store, logger: logger).run(until: { try? await gracefulShutdown() }) {
+        await LeaderElection(configuration: election, store: store, metrics: metrics, logger: logger).run(until: { try? await gracefulShutdown() }) {
             while !Task.isCancelled {
                 do {
                     try await tick()
                 } catch {
                     guard !Task.isCancelled else { return }
-                    Counter(label: "conveyor_scheduler_errors_total").increment()
+                    Counter(label: "conveyor_scheduler_errors_total", factory: metrics).increment()
                     logger.warning("emitting scheduled jobs failed; retrying", metadata: ["error": "\(error)"])
                 }
                 // Wake at the next slot, at the latest every 5 s (a clock jump or an override is noticed).
@@ -68,7 +70,7 @@ public struct Scheduler: Service {
                 schedule: schedule.name, jobs: emit.map(schedule.job(for:)), through: through, maxAttempts: maxAttempts)
             inserted += ids
             if !ids.isEmpty {
-                Counter(label: "conveyor_scheduled_jobs_total", dimensions: [("schedule", schedule.name)]).increment(by: ids.count)
+                Counter(label: "conveyor_scheduled_jobs_total", dimensions: [("schedule", schedule.name)], factory: metrics).increment(by: ids.count)
                 logger.info(
                     "emitted scheduled job", metadata: ["schedule": "\(schedule.name)", "kind": "\(schedule.kind)", "slots": "\(emit.map { RFC3339.format($0) })"])
             }

@@ -33,13 +33,15 @@ final class JobCompleter: Sendable {
 
     private let store: PostgresJobStore
     private let configuration: Configuration
+    private let metrics: WorkerMetrics
     private let logger: Logger
     private let buffer = Mutex(Buffer())
     private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
-    init(store: PostgresJobStore, configuration: Configuration, logger: Logger) {
+    init(store: PostgresJobStore, configuration: Configuration, metrics: WorkerMetrics, logger: Logger) {
         self.store = store
         self.configuration = configuration
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -106,7 +108,7 @@ final class JobCompleter: Sendable {
                     logger.warning("results dropped: the jobs were no longer held at these attempts", metadata: ["count": "\(stale)"])
                 }
                 logger.trace("flush", metadata: ["n": "\(batch.count)", "took": "\(ContinuousClock.now - started)"])
-                WorkerMetrics.flushed(count: batch.count, duration: ContinuousClock.now - started, stale: stale)
+                metrics.flushed(count: batch.count, duration: ContinuousClock.now - started, stale: stale)
                 if let onWritten = configuration.onWritten {
                     let ids = Set(completed).union(resolved)
                     onWritten(batch.filter { ids.contains($0.job.id) }.map {
@@ -115,7 +117,7 @@ final class JobCompleter: Sendable {
                 }
                 return
             } catch {
-                WorkerMetrics.storeError(operation: "complete")
+                metrics.storeError(operation: "complete")
                 if Task.isCancelled || (finishing && tries >= 5) {
                     logger.error(
                         "could not record job results; their leases will return them",

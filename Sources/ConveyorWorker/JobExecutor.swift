@@ -6,6 +6,7 @@ import Logging
 struct JobExecutor: Sendable {
     let registry: HandlerRegistry
     let random: any RandomSource
+    let metrics: WorkerMetrics
     let logger: Logger
 
     enum Race: Sendable {
@@ -84,7 +85,7 @@ struct JobExecutor: Sendable {
         let resolution = JobResolution.resolve(
             result, attempt: job.attempt, maxAttempts: job.maxAttempts, policy: entry.options.retry, random: random)
         let elapsed = ContinuousClock.now - started
-        WorkerMetrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: elapsed)
+        metrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: elapsed)
         log(resolution, elapsed: elapsed, logger: logger)
         return resolution
     }

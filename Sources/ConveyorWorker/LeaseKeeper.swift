@@ -14,6 +14,7 @@ struct LeaseKeeper: Sendable {
     let running: [RunningJobs]
     let lease: Duration
     let interval: Duration
+    let metrics: WorkerMetrics
     let logger: Logger
 
     /// Heartbeats every ``interval`` and whenever `triggers` yields, until cancelled.
@@ -44,7 +45,7 @@ struct LeaseKeeper: Sendable {
         let sent = ContinuousClock.now
         do {
             let result = try await store.heartbeat(held, lease: lease)
-            WorkerMetrics.heartbeat(jobs: held.count)
+            metrics.heartbeat(jobs: held.count)
             for registry in running { registry.renewed(result.extended, until: sent + lease) }
             for job in held where !result.extended.contains(job.id) {
                 logger.warning(
@@ -57,7 +58,7 @@ struct LeaseKeeper: Sendable {
                 for registry in running { registry.stop(id, .cancelled(reason)) }
             }
         } catch {
-            WorkerMetrics.storeError(operation: "heartbeat")
+            metrics.storeError(operation: "heartbeat")
             logger.warning(
                 "renewing job leases failed; jobs stop when their lease lapses unless a heartbeat succeeds first",
                 metadata: ["error": "\(error)", "jobs": "\(held.count)"])

@@ -26,6 +26,7 @@ struct QueueProducer: Sendable {
     let settings: Worker.Configuration
     let slots: QueueSlots
     let starts: DirectStarts
+    let metrics: WorkerMetrics
     let logger: Logger
 
     /// Claims started and not yet returned, at most.
@@ -91,20 +92,20 @@ struct QueueProducer: Sendable {
                         state.claimsInFlight -= 1
                         state.backoff = .milliseconds(100)
                         state.drain.claimReturned(token: token, count: claimed.count, requested: requested)
-                        if !claimed.isEmpty { WorkerMetrics.claimed(queue: queue.name, count: claimed.count) }
+                        if !claimed.isEmpty { metrics.claimed(queue: queue.name, count: claimed.count) }
                         logger.trace(
                             "claim", metadata: ["n": "\(claimed.count)", "requested": "\(requested)", "took": "\(ContinuousClock.now - sent)"])
                         launch(claimed, sent: sent)
                         slots.claimReturned(requested)
                     case .started(let started, let reserved, let sent):
-                        if !started.isEmpty { WorkerMetrics.started(queue: queue.name, count: started.count) }
+                        if !started.isEmpty { metrics.started(queue: queue.name, count: started.count) }
                         logger.trace("direct start", metadata: ["n": "\(started.count)", "reserved": "\(reserved)", "took": "\(ContinuousClock.now - sent)"])
                         launch(started, sent: sent)
                         slots.startReturned(reserved)
                     case .claimFailed(let requested, let error):
                         state.claimsInFlight -= 1
                         slots.claimReturned(requested)
-                        WorkerMetrics.storeError(operation: "claim")
+                        metrics.storeError(operation: "claim")
                         logger.warning("claiming jobs failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(state.backoff)"])
                         state.nextClaim = ContinuousClock.now + state.backoff
                         state.backoff = min(state.backoff * 2, .seconds(5))

@@ -1,6 +1,7 @@
 public import ConveyorCore
 public import ConveyorPostgres
 public import Logging
+public import Metrics
 public import ServiceLifecycle
 import Foundation
 
@@ -65,6 +66,7 @@ public struct Worker: Service {
     let registry: HandlerRegistry
     let random: any RandomSource
     let listener: JobNotificationListener?
+    let metrics: WorkerMetrics
     let logger: Logger
     let inboxes: [String: ProducerInbox]
     let running: [String: RunningJobs]
@@ -80,12 +82,15 @@ public struct Worker: Service {
     ///   - random: the source of backoff jitter. Default: the system generator.
     ///   - listener: wakes idle producers when jobs are inserted, and delivers cancellations at once;
     ///     without it producers find new jobs by polling and cancellations arrive with the next heartbeat.
+    ///   - metrics: where the worker's instruments are made (see `docs/operations.md` for the list).
+    ///     Default: the process's `MetricsSystem`.
     public init(
         configuration: Configuration, store: PostgresJobStore, registry: HandlerRegistry,
         random: any RandomSource = SystemRandomSource(), listener: JobNotificationListener? = nil,
-        logger: Logger = Logger(label: "conveyor.worker")
+        metrics: any MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "conveyor.worker")
     ) {
         self.listener = listener
+        self.metrics = WorkerMetrics(factory: metrics)
         self.configuration = configuration
         self.store = store
         self.registry = registry
@@ -124,15 +129,15 @@ public struct Worker: Service {
             store: store,
             configuration: .init(
                 maxBatch: configuration.completionBatch, linger: configuration.completionLinger, onWritten: configuration.onResultsWritten),
-            logger: logger)
-        let executor = JobExecutor(registry: registry, random: random, logger: logger)
+            metrics: metrics, logger: logger)
+        let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger)
         logger.info(
             "worker started",
             metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
         let inboxes = self.inboxes
         let leases = LeaseKeeper(
             store: store, running: Array(running.values), lease: configuration.lease,
-            interval: configuration.heartbeatInterval, logger: logger)
+            interval: configuration.heartbeatInterval, metrics: metrics, logger: logger)
         let (cancelChecks, cancelCheck) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
@@ -157,7 +162,7 @@ public struct Worker: Service {
                             guard let inbox = inboxes[queue.name], let jobs = running[queue.name], let slots = slots[queue.name] else { continue }
                             let producer = QueueProducer(
                                 queue: queue, store: store, executor: executor, completer: completer,
-                                settings: configuration, slots: slots, starts: directStarts, logger: logger)
+                                settings: configuration, slots: slots, starts: directStarts, metrics: metrics, logger: logger)
                             producers.addTask { await producer.run(stop: stop, inbox: inbox, running: jobs) }
                         }
                     }

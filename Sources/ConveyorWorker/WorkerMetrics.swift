@@ -12,34 +12,37 @@ import Metrics
 /// - `conveyor_completion_stale_total`: results dropped because the job was no longer held at that attempt.
 /// - `conveyor_store_errors_total{operation}`: failed claims, flushes and heartbeats (retried).
 /// - `conveyor_heartbeat_jobs`: jobs whose leases one heartbeat renewed.
-enum WorkerMetrics {
-    static func jobFinished(kind: String, queue: String, resolution: JobResolution, duration: Duration) {
-        Counter(label: "conveyor_jobs_total", dimensions: [("kind", kind), ("queue", queue), ("outcome", resolution.metricName)])
+struct WorkerMetrics: Sendable {
+    /// Where the instruments are made: the process's `MetricsSystem` unless a test injects its own.
+    let factory: any MetricsFactory
+
+    func jobFinished(kind: String, queue: String, resolution: JobResolution, duration: Duration) {
+        Counter(label: "conveyor_jobs_total", dimensions: [("kind", kind), ("queue", queue), ("outcome", resolution.metricName)], factory: factory)
             .increment()
-        Timer(label: "conveyor_job_duration_seconds", dimensions: [("kind", kind), ("queue", queue)])
+        Timer(label: "conveyor_job_duration_seconds", dimensions: [("kind", kind), ("queue", queue)], factory: factory)
             .recordNanoseconds(duration.nanoseconds)
     }
 
-    static func claimed(queue: String, count: Int) {
-        Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)]).record(count)
+    func claimed(queue: String, count: Int) {
+        Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)], factory: factory).record(count)
     }
 
-    static func started(queue: String, count: Int) {
-        Counter(label: "conveyor_direct_starts_total", dimensions: [("queue", queue)]).increment(by: count)
+    func started(queue: String, count: Int) {
+        Counter(label: "conveyor_direct_starts_total", dimensions: [("queue", queue)], factory: factory).increment(by: count)
     }
 
-    static func flushed(count: Int, duration: Duration, stale: Int) {
-        Recorder(label: "conveyor_completion_flush_size").record(count)
-        Timer(label: "conveyor_completion_flush_seconds").recordNanoseconds(duration.nanoseconds)
-        if stale > 0 { Counter(label: "conveyor_completion_stale_total").increment(by: stale) }
+    func flushed(count: Int, duration: Duration, stale: Int) {
+        Recorder(label: "conveyor_completion_flush_size", factory: factory).record(count)
+        Timer(label: "conveyor_completion_flush_seconds", factory: factory).recordNanoseconds(duration.nanoseconds)
+        if stale > 0 { Counter(label: "conveyor_completion_stale_total", factory: factory).increment(by: stale) }
     }
 
-    static func heartbeat(jobs: Int) {
-        Recorder(label: "conveyor_heartbeat_jobs").record(jobs)
+    func heartbeat(jobs: Int) {
+        Recorder(label: "conveyor_heartbeat_jobs", factory: factory).record(jobs)
     }
 
-    static func storeError(operation: String) {
-        Counter(label: "conveyor_store_errors_total", dimensions: [("operation", operation)]).increment()
+    func storeError(operation: String) {
+        Counter(label: "conveyor_store_errors_total", dimensions: [("operation", operation)], factory: factory).increment()
     }
 }
 

@@ -6,6 +6,7 @@ import ConveyorTestSupport
 import PostgresNIO
 import ConveyorWorker
 import Foundation
+import Metrics
 import ServiceLifecycle
 
 /// Runs ingesters in a `ServiceGroup` around a test body, then shuts them down gracefully.
@@ -16,11 +17,11 @@ enum IngesterHarness {
 
     static func ingester(
         keys: IngressKeys, redis: RedisConfiguration, store: PostgresJobStore, probe: IngestProbe, id: String = EnvelopeIngester.randomID(),
-        batchSize: Int = 100
+        batchSize: Int = 100, metrics: any MetricsFactory = NOOPMetricsHandler.instance
     ) -> EnvelopeIngester {
         EnvelopeIngester(
             configuration: .init(keys: keys, ingesterID: id, batchSize: batchSize, blockTimeout: .milliseconds(200)),
-            redis: redis, store: store, logger: TestDatabase.logger, onBatch: probe.observer)
+            redis: redis, store: store, metrics: metrics, logger: TestDatabase.logger, onBatch: probe.observer)
     }
 
     /// `LPUSH`es envelopes (as producers do) in one pipeline.

@@ -4,6 +4,7 @@ import ConveyorPostgres
 import ConveyorRedis
 import ConveyorTestSupport
 import Foundation
+import MetricsTestKit
 import Testing
 
 @Suite("Redis ingress", .timeLimit(.minutes(2)))
@@ -39,6 +40,37 @@ struct IngesterTests {
             for (record, expected) in zip(rejected, bad) { #expect(record.reason.contains(expected.1), "\(record.reason)") }
             #expect(try await redis.send("LLEN", keys.ingress) == .integer(0))
             #expect(try await redis.send("SCARD", keys.processingSet) == .integer(0))
+        }
+    }
+
+    @Test("the ingester counts envelopes ingested, dropped as duplicates and quarantined by reason, its batches and the backlog")
+    func metrics() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let fixture = try IngressFixture(client: client)
+            let probe = IngestProbe()
+            let metrics = TestMetrics()
+            let id = UUID().uuidString.lowercased()
+            var envelopes = (0..<10).map { IngesterHarness.envelope(#"{"v":1,"kind":"conveyor.noop","args":{"n":\#($0)}}"#) }
+            envelopes += Array(repeating: IngesterHarness.envelope(#"{"v":1,"kind":"conveyor.noop","id":"\#(id)"}"#), count: 3)
+            envelopes += [Data("{".utf8), Data([0xFF]), Data(#"{"v":2,"kind":"a"}"#.utf8), Data(#"{"v":1,"kind":"a","priority":10}"#.utf8)]
+            // Pushed before the ingester starts, so one batch takes them all and leaves an empty ingress.
+            try await fixture.push(envelopes)
+            let ingester = IngesterHarness.ingester(
+                keys: fixture.keys, redis: fixture.redisConfiguration, store: fixture.store, probe: probe, metrics: metrics)
+            let total = envelopes.count
+            try await IngesterHarness.run([ingester]) { await probe.waitFor(envelopes: total) }
+
+            let results = ["ingested": 11, "duplicate": 2, "rejected": 4]
+            for (result, count) in results {
+                #expect(metrics.counterTotal(label: "conveyor_ingest_envelopes_total", dimensions: [("result", result)]) == Int64(count), "\(result)")
+            }
+            for reason in ["invalid_json", "invalid_utf8", "unsupported_version", "invalid_field"] {
+                #expect(metrics.counterTotal(label: "conveyor_ingest_rejected_total", dimensions: [("reason", reason)]) == 1, "\(reason)")
+            }
+            #expect(try metrics.expectRecorder("conveyor_ingest_batch_size").values == [Double(total)])
+            #expect(try metrics.expectTimer("conveyor_ingest_batch_seconds").values.count == 1)
+            #expect(try metrics.expectGauge("conveyor_ingress_backlog").lastValue == 0)
+            #expect(metrics.counterTotal(label: "conveyor_ingest_errors_total") == 0)
         }
     }
 

@@ -2,6 +2,7 @@ import ConveyorCore
 import ConveyorMaintenance
 import ConveyorTestSupport
 import Foundation
+import MetricsTestKit
 import Testing
 
 @Suite("Leases, rescue, fencing and pruning (store, manual clock)")
@@ -31,6 +32,16 @@ struct RescueAndPruneTests {
             #expect(try await store.require(spent).state == .dead)
             let stopped = try await store.require(cancelled)
             #expect(stopped.state == .cancelled && stopped.cancelReason == "not needed" && stopped.cancelledBy == "alice")
+
+            // The leader's pass does the same and counts what it rescued, by destination.
+            let metrics = TestMetrics()
+            let maintenance = Maintenance(configuration: .init(election: .init(holder: "test")), store: store, metrics: metrics, logger: TestDatabase.logger)
+            #expect(try await store.claim(queue: "default", limit: 10, worker: "w2", lease: .seconds(30)).map(\.id) == [retried])
+            clock.advance(by: 31)
+            try await maintenance.rescue()
+            #expect(try await store.require(retried).errors.map(\.kind) == [.leaseExpired, .leaseExpired])
+            #expect(metrics.counterTotal(label: "conveyor_rescued_total", dimensions: [("to", "available")]) == 1)
+            #expect(metrics.counterTotal(label: "conveyor_rescued_total") == 1)
         }
     }
 
@@ -124,11 +135,12 @@ struct RescueAndPruneTests {
             let clock = ManualClock()
             let store = PostgresJobStore(client: client, clock: clock)
             let day: TimeInterval = 86_400
+            let metrics = TestMetrics()
             let maintenance = Maintenance(
                 configuration: .init(
                     election: .init(holder: "test"), finishedRetention: .seconds(day), deadRetention: .seconds(30 * day),
                     batchSize: 7),
-                store: store, logger: TestDatabase.logger)
+                store: store, metrics: metrics, logger: TestDatabase.logger)
 
             // Old: 20 completed, 5 cancelled, 5 dead (all finished 2 days ago), plus waiting and running
             // jobs inserted as long ago.
@@ -151,11 +163,13 @@ struct RescueAndPruneTests {
             try await maintenance.prune()
             var remaining = Set(try await store.jobs(JobFilter(limit: 1000)).map(\.id))
             #expect(remaining == Set(old[25..<30] + oldWaiting + oldRunning + recent))
+            #expect(metrics.counterTotal(label: "conveyor_pruned_total") == 25)
 
             clock.advance(by: 29 * day)
             try await maintenance.prune()
             remaining = Set(try await store.jobs(JobFilter(limit: 1000)).map(\.id))
             #expect(remaining == Set(oldWaiting + oldRunning), "dead jobs go after 30 days; unfinished ones never")
+            #expect(metrics.counterTotal(label: "conveyor_pruned_total") == 31)
         }
     }
 
@@ -181,12 +195,14 @@ struct RescueAndPruneTests {
             try await keepAll.prune()
             #expect(try await store.rejectedEnvelopes(limit: 100).count == 28)
 
+            let metrics = TestMetrics()
             let maintenance = Maintenance(
                 configuration: .init(election: .init(holder: "test"), rejectedRetention: .seconds(30 * day), batchSize: 7),
-                store: store, logger: TestDatabase.logger)
+                store: store, metrics: metrics, logger: TestDatabase.logger)
             try await maintenance.prune()
             let left = try await store.rejectedEnvelopes(limit: 100)
             #expect(left.count == 3, "the 25 older than 30 days go, in batches of 7; the 3 of 11 days stay")
+            #expect(metrics.counterTotal(label: "conveyor_rejected_pruned_total") == 25)
         }
     }
 }

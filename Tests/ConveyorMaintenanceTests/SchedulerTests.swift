@@ -2,6 +2,8 @@ import ConveyorCore
 import ConveyorMaintenance
 import ConveyorTestSupport
 import Foundation
+import Metrics
+import MetricsTestKit
 import PostgresNIO
 import Testing
 
@@ -19,8 +21,13 @@ struct SchedulerTests {
         ]
     }
 
-    static func scheduler(_ store: PostgresJobStore, _ clock: ManualClock, _ schedules: [Schedule], holder: String) -> Scheduler {
-        Scheduler(schedules: schedules, store: store, election: .init(name: "scheduler", holder: holder), clock: clock, logger: TestDatabase.logger)
+    static func scheduler(
+        _ store: PostgresJobStore, _ clock: ManualClock, _ schedules: [Schedule], holder: String,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) -> Scheduler {
+        Scheduler(
+            schedules: schedules, store: store, election: .init(name: "scheduler", holder: holder), clock: clock, metrics: metrics,
+            logger: TestDatabase.logger)
     }
 
     /// Slot times of the jobs emitted per schedule.
@@ -79,7 +86,8 @@ struct SchedulerTests {
                 try Schedule(name: "all", cron: "0 * * * *", kind: "conveyor.noop", catchUp: .all(within: .seconds(6 * 3600))),
                 try Schedule(name: "skip", cron: "0 2 * * *", kind: "conveyor.noop", catchUp: .none),
             ]
-            let scheduler = Self.scheduler(store, clock, schedules, holder: "a")
+            let metrics = TestMetrics()
+            let scheduler = Self.scheduler(store, clock, schedules, holder: "a", metrics: metrics)
             try await scheduler.tick()
             // At 00:00:30 only the hourly slot of 00:00 is due (30 s ago).
             #expect(try await Self.emitted(client) == ["all": [Self.start.addingTimeInterval(-30)]])
@@ -91,6 +99,9 @@ struct SchedulerTests {
             #expect(emitted["latest"] == [RFC3339.parse("2026-11-26T02:00:00Z")!])
             #expect(emitted["all"] == [Self.start.addingTimeInterval(-30)] + (0...5).map { RFC3339.parse("2026-11-26T0\($0):00:00Z")! })
             #expect(emitted["skip"] == nil)
+            #expect(metrics.counterTotal(label: "conveyor_scheduled_jobs_total", dimensions: [("schedule", "all")]) == 7)
+            #expect(metrics.counterTotal(label: "conveyor_scheduled_jobs_total", dimensions: [("schedule", "latest")]) == 1)
+            #expect(metrics.counterTotal(label: "conveyor_scheduled_jobs_total") == 8)
             // The next regular slot comes as usual.
             clock.set(RFC3339.parse("2026-11-27T02:00:10Z")!)
             try await Self.scheduler(store, clock, schedules, holder: "restarted").tick()

@@ -3,6 +3,7 @@ import ConveyorPostgres
 import ConveyorTestSupport
 import ConveyorWorker
 import Logging
+import Metrics
 import PostgresNIO
 import ServiceLifecycle
 
@@ -24,8 +25,9 @@ enum WorkerHarness {
 
     static func worker(
         store: PostgresJobStore, registry: HandlerRegistry, configuration: Worker.Configuration = configuration(),
-        random: any RandomSource = FixedRandomSource(0.5), logger: Logger = TestDatabase.logger
+        random: any RandomSource = FixedRandomSource(0.5), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+        logger: Logger = TestDatabase.logger
     ) -> Worker {
-        Worker(configuration: configuration, store: store, registry: registry, random: random, logger: logger)
+        Worker(configuration: configuration, store: store, registry: registry, random: random, metrics: metrics, logger: logger)
     }
 }

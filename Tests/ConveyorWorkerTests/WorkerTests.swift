@@ -4,6 +4,7 @@ import ConveyorPostgres
 import ConveyorTestSupport
 import ConveyorWorker
 import Foundation
+import MetricsTestKit
 import PostgresNIO
 import Testing
 
@@ -113,18 +114,20 @@ struct WorkerTests {
         }
     }
 
-    @Test("the worker reports each result it wrote, and not one fenced out because the job was claimed again")
+    @Test("the worker reports and counts each result it wrote; one fenced out because the job was claimed again is only counted stale")
     func resultsWritten() async throws {
         try await TestDatabase.withFresh { client, _ in
             let store = PostgresJobStore(client: client)
             let probe = Probe()
             let results = WrittenResults()
+            let metrics = TestMetrics()
             var configuration = WorkerHarness.configuration()
             configuration.onResultsWritten = results.callback
             let modes = ["complete", "permanent", "fail", "snooze", "cancel"]
             let ids = try await store.insert(modes.map { probeJob($0, maxAttempts: 3) }).inserted
             let fenced = try await store.insert([probeJob("gate")]).inserted[0]
-            try await WorkerHarness.run([WorkerHarness.worker(store: store, registry: registry(probe), configuration: configuration)]) { _ in
+            let worker = WorkerHarness.worker(store: store, registry: registry(probe), configuration: configuration, metrics: metrics)
+            try await WorkerHarness.run([worker]) { _ in
                 await probe.waitForRuns(modes.count + 1)
                 // While the gated job runs, it is rescued and claimed again elsewhere (its attempt moves on).
                 _ = try await client.query("UPDATE conveyor_jobs SET attempt = attempt + 1 WHERE id = \(fenced)", logger: TestDatabase.logger)
@@ -138,6 +141,18 @@ struct WorkerTests {
                 #expect(written[id]?.resolution.nextState == record.state, "\(mode)")
                 #expect(written[id]?.kind == ProbeJob.kind && written[id]?.queue == "default" && written[id]?.attempt == 1)
             }
+            // Every attempt is counted by outcome, the fenced one too (its handler completed); the write dropped it.
+            let outcomes = ["completed": 2, "dead": 1, "retry": 1, "snoozed": 1, "cancelled": 1]
+            for (outcome, count) in outcomes {
+                let dimensions = [("kind", ProbeJob.kind), ("queue", "default"), ("outcome", outcome)]
+                #expect(metrics.counterTotal(label: "conveyor_jobs_total", dimensions: dimensions) == Int64(count), "\(outcome)")
+            }
+            #expect(metrics.counterTotal(label: "conveyor_jobs_total") == Int64(modes.count + 1))
+            #expect(try metrics.expectTimer("conveyor_job_duration_seconds", [("kind", ProbeJob.kind), ("queue", "default")]).values.count == modes.count + 1)
+            #expect(try metrics.expectRecorder("conveyor_claim_batch_size", [("queue", "default")]).values.reduce(0, +) == Double(modes.count + 1))
+            #expect(try metrics.expectRecorder("conveyor_completion_flush_size").values.reduce(0, +) == Double(modes.count + 1))
+            #expect(metrics.counterTotal(label: "conveyor_completion_stale_total") == 1)
+            #expect(metrics.counterTotal(label: "conveyor_store_errors_total") == 0)
         }
     }
 

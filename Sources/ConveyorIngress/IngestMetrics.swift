@@ -1,0 +1,36 @@
+import Metrics
+
+/// The ingester's swift-metrics instruments. Labels:
+///
+/// - `conveyor_ingest_envelopes_total{result}`: envelopes taken from Redis, by `ingested`,
+///   `duplicate` (id already ingested or unique key held) and `rejected` (quarantined).
+/// - `conveyor_ingest_rejected_total{reason}`: quarantined envelopes by reason code (`database` for
+///   values PostgreSQL refused after validation).
+/// - `conveyor_ingress_backlog`: envelopes left on the ingress list after the last move.
+/// - `conveyor_ingest_batch_size`, `conveyor_ingest_batch_seconds`: envelopes per committed batch,
+///   and the time from validation to commit.
+/// - `conveyor_ingest_errors_total`: failed rounds (Redis or PostgreSQL unreachable), retried.
+struct IngestMetrics: Sendable {
+    /// Where the instruments are made: the process's `MetricsSystem` unless a test injects its own.
+    let factory: any MetricsFactory
+
+    func backlog(_ length: Int) {
+        Gauge(label: "conveyor_ingress_backlog", factory: factory).record(length)
+    }
+
+    func rejected(reason: String) {
+        Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
+    func committed(envelopes: Int, inserted: Int, duplicates: Int, rejected: Int, duration: Duration) {
+        for (result, count) in [("ingested", inserted), ("duplicate", duplicates), ("rejected", rejected)] where count > 0 {
+            Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", result)], factory: factory).increment(by: count)
+        }
+        Recorder(label: "conveyor_ingest_batch_size", factory: factory).record(envelopes)
+        Timer(label: "conveyor_ingest_batch_seconds", factory: factory).record(duration: duration)
+    }
+
+    func error() {
+        Counter(label: "conveyor_ingest_errors_total", factory: factory).increment()
+    }
+}
