@@ -29,15 +29,18 @@ struct SchedulerCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     @OptionGroup var maintenanceOptions: MaintenanceOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func run() async throws {
         let schedules = try ScheduleSettings.schedules()
+        _ = try metrics.address()
         let holder = "scheduler-" + Worker.defaultID()
         // The same retention as the workers': whichever process leads prunes.
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: holder)
         let ttl = maintenanceConfiguration.election.ttl
         let logger = Logger(label: "conveyor.scheduler")
         let registry = ConveyorKinds.registry()
+        let endpoint = try await metrics.endpoint(logger: logger)
         try await database.withClient(logger: logger) { client in
             let store = PostgresJobStore(client: client)
             let scheduler = Scheduler(
@@ -45,7 +48,7 @@ struct SchedulerCommand: AsyncParsableCommand {
                 election: LeaderElection.Configuration(name: "scheduler", holder: holder, ttl: ttl, renewInterval: ttl / 3),
                 maxAttempts: { registry.defaultMaxAttempts(for: $0) }, logger: logger)
             let maintenance = Maintenance(configuration: maintenanceConfiguration, store: store)
-            try await ServiceRunner.run([maintenance, scheduler], logger: logger)
+            try await ServiceRunner.run((endpoint.map { [$0] } ?? []) + [maintenance, scheduler], logger: logger)
         }
     }
 }

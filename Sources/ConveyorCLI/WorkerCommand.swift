@@ -45,12 +45,14 @@ struct WorkerCommand: AsyncParsableCommand {
     var lease: Double?
 
     @OptionGroup var maintenanceOptions: MaintenanceOptions
+    @OptionGroup var metrics: MetricsOptions
 
     @Option(name: .customLong("worker-id"), help: "Name recorded on claimed jobs (env: CONVEYOR_WORKER_ID; default host-pid-random).")
     var workerID: String?
 
     func run() async throws {
         let configuration = try workerConfiguration()
+        _ = try metrics.address()
         let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)
         let url = try database.url()
@@ -60,6 +62,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "conveyor.worker")
         let registry = ConveyorKinds.registry()
         if let redisConfiguration { try await RedisOptions.check(redisConfiguration).close() }
+        let endpoint = try await metrics.endpoint(logger: logger)
         try await database.withClient(logger: logger) { client in
             let store = PostgresJobStore(client: client)
             let worker = Worker(
@@ -67,7 +70,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 listener: JobNotificationListener(url: url, logger: logger), logger: logger)
             // Every worker takes part in the leader election; the leader rescues expired leases and prunes.
             let maintenance = Maintenance(configuration: maintenanceConfiguration, store: store)
-            var services: [any Service] = [maintenance, worker]
+            // Started first, stopped last: the endpoint is scraped while the worker drains.
+            var services: [any Service] = (endpoint.map { [$0] } ?? []) + [maintenance, worker]
             if let redisConfiguration {
                 for _ in 0..<ingesterCount {
                     services.append(

@@ -104,6 +104,42 @@ struct CommandTests {
         }
     }
 
+    @Test("--metrics-address serves the process's metrics in the Prometheus format, and /healthz")
+    func metricsEndpoint() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let job = try await store.insert([NewJob(kind: "conveyor.noop")]).inserted[0]
+            let worker = try RunningProcess(
+                ["worker", "--no-ingest", "--metrics-address", "127.0.0.1:0"], environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "debug"])
+            await worker.waitFor("job completed")
+            let port = try #require(worker.output.firstMatch(of: /port=(\d+) .*metrics endpoint listening/)?.1)
+            let get = { (path: String) in
+                try await ConveyorProcess.tool(
+                    ["python3", "-c", Self.httpGet, "http://127.0.0.1:\(port)\(path)"], environment: ConveyorProcess.environment([:]))
+            }
+            let metrics = try await get("/metrics")
+            #expect(metrics.stdout.hasPrefix("200 text/plain; version=0.0.4"), "\(metrics.stdout)\(metrics.stderr)")
+            #expect(metrics.stdout.contains(#"conveyor_jobs_total{kind="conveyor.noop",queue="default",outcome="completed"} 1"#))
+            #expect(metrics.stdout.contains("# TYPE conveyor_claim_batch_size histogram"))
+            #expect(try await get("/healthz").stdout == "200 text/plain; charset=utf-8\nok\n")
+            #expect(try await get("/nothing").stdout.hasPrefix("404"))
+            worker.signal(SIGTERM)
+            #expect(await worker.exitStatus() == 0, "\(worker.output)")
+            #expect(try await store.require(job).state == .completed)
+        }
+    }
+
+    /// Prints the status, the content type and the body of a GET (HTTP errors included).
+    private static let httpGet = """
+        import sys, urllib.request, urllib.error
+        try:
+            response = urllib.request.urlopen(sys.argv[1], timeout=10)
+        except urllib.error.HTTPError as error:
+            response = error
+        print(response.status, response.headers["Content-Type"])
+        sys.stdout.write(response.read().decode())
+        """
+
     @Test("a second signal exits at once, leaving the job to its lease")
     func secondSignal() async throws {
         try await TestDatabase.withFresh { client, url in

@@ -25,6 +25,18 @@ struct ConfigurationErrorTests {
         #expect(oneLine(result) == #"conveyor: CONVEYOR_DIRECT_START: "maybe" must be 1 or 0 (true/false, yes/no, on/off)"#)
     }
 
+    @Test("a metrics address that is malformed or taken is named", arguments: [
+        (["worker", "--metrics-address", "9464"], [:], "conveyor: --metrics-address: '9464' is not HOST:PORT (e.g. 127.0.0.1:9464)"),
+        (["scheduler"], ["CONVEYOR_METRICS_ADDRESS": "127.0.0.1:http"], "conveyor: CONVEYOR_METRICS_ADDRESS: '127.0.0.1:http' is not HOST:PORT with a port from 0 to 65535"),
+        (["worker", "--no-ingest", "--metrics-address", "192.0.2.1:9464"], [:], "conveyor: --metrics-address: cannot listen on 192.0.2.1:9464"),
+    ])
+    func badMetricsAddress(arguments: [String], environment: [String: String], line: String) async throws {
+        // Checked before the database is reached: the unreachable DATABASE_URL never comes into play.
+        let result = try await ConveyorProcess.run(arguments, environment: environment.merging(["DATABASE_URL": "postgres://u@127.0.0.1:1/db"]) { a, _ in a })
+        #expect(result.status == 78)
+        #expect(oneLine(result).hasPrefix(line), "\(result.stderr)")
+    }
+
     @Test("a malformed DATABASE_URL is named with what is wrong", arguments: [
         ("mysql://u@h/db", "has scheme \"mysql\""),
         ("postgres://h/db", "has no user name"),

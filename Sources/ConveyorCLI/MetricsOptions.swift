@@ -1,0 +1,59 @@
+import ArgumentParser
+import Logging
+import Metrics
+import Prometheus
+
+/// `--metrics-address`: where a worker or scheduler process serves `/metrics` and `/healthz`.
+struct MetricsOptions: ParsableArguments {
+    @Option(
+        name: .customLong("metrics-address"),
+        help: "Serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 (env: CONVEYOR_METRICS_ADDRESS; default off).")
+    var metricsAddress: String?
+
+    /// The host and port to serve on, or nil when the endpoint is off; validated before anything connects.
+    func address() throws -> (host: String, port: Int)? {
+        let setting = metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address"
+        guard let text = Settings.string(metricsAddress, env: "CONVEYOR_METRICS_ADDRESS"), text != "off" else { return nil }
+        guard let colon = text.lastIndex(of: ":") else {
+            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST:PORT (e.g. 127.0.0.1:9464)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST:PORT with a port from 0 to 65535")
+        }
+        return (host, port)
+    }
+
+    /// Binds the endpoint (a port in use is a one-line error naming the setting) and makes it the
+    /// process's metrics backend; nil when off.
+    func endpoint(logger: Logger) async throws -> MetricsEndpoint? {
+        guard let (host, port) = try address() else { return nil }
+        let registry = PrometheusCollectorRegistry()
+        let endpoint: MetricsEndpoint
+        do {
+            endpoint = try await MetricsEndpoint.bind(host: host, port: port, registry: registry, logger: logger)
+        } catch {
+            throw CommandError.configuration(
+                setting: metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address",
+                reason: "cannot listen on \(host):\(port): \(error)")
+        }
+        MetricsSystem.bootstrap(Self.factory(registry))
+        return endpoint
+    }
+
+    /// Prometheus histograms with buckets that fit what Conveyor records: batch sizes of 1 to thousands,
+    /// database round trips of a millisecond or so.
+    static func factory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let sizes: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
+        for label in ["conveyor_claim_batch_size", "conveyor_completion_flush_size", "conveyor_ingest_batch_size", "conveyor_heartbeat_jobs"] {
+            factory.valueHistogramBuckets[label] = sizes
+        }
+        let roundTrips: [Duration] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000].map { .milliseconds($0) }
+        for label in ["conveyor_completion_flush_seconds", "conveyor_ingest_batch_seconds"] {
+            factory.durationHistogramBuckets[label] = roundTrips
+        }
+        return factory
+    }
+}
