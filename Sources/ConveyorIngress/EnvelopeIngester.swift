@@ -139,7 +139,7 @@ public struct EnvelopeIngester: Service {
                 starter?.cancelPlan(ingester: configuration.ingesterID)
                 guard !Task.isCancelled else { break }
                 metrics.error()
-                logger.warning("ingest failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                logger.warning("ingest failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff.readable)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
@@ -214,7 +214,7 @@ public struct EnvelopeIngester: Service {
                 sources = []
             } catch {
                 if Task.isCancelled || (Task.isShuttingDownGracefully && tries >= 3) { throw error }
-                logger.warning("writing an ingest batch failed; it stays in Redis, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                logger.warning("writing an ingest batch failed; it stays in Redis, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay.readable)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }

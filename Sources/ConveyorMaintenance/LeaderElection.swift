@@ -70,7 +70,7 @@ public struct LeaderElection: Sendable {
         while !Task.isCancelled {
             let attempt = ContinuousClock.now
             if await tryAcquire() {
-                logger.notice("became leader", metadata: ["holder": "\(configuration.holder)", "ttl": "\(configuration.ttl)"])
+                logger.notice("became leader", metadata: ["holder": "\(configuration.holder)", "ttl": "\(configuration.ttl.readable)"])
                 Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)], factory: metrics).record(1)
                 await lead(acquiredAt: attempt, body: leading)
                 Gauge(label: "conveyor_leader", dimensions: [("role", configuration.name)], factory: metrics).record(0)

@@ -64,7 +64,7 @@ public struct JobNotificationListener: Sendable {
                 guard !Task.isCancelled else { return }
                 logger.warning(
                     "listening for notifications failed; idle workers and cancellations fall back to polling and heartbeats until it reconnects",
-                    metadata: ["error": "\(ConveyorStoreError.describe(error))", "retry_in": "\(backoff)"])
+                    metadata: ["error": "\(ConveyorStoreError.describe(error))", "retry_in": "\(backoff.readable)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }

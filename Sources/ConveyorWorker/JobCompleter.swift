@@ -124,7 +124,7 @@ final class JobCompleter: Sendable {
                         metadata: ["count": "\(batch.count)", "error": "\(error)"])
                     return
                 }
-                logger.warning("recording job results failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                logger.warning("recording job results failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay.readable)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }

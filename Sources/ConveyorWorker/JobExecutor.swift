@@ -93,17 +93,17 @@ struct JobExecutor: Sendable {
     private func log(_ resolution: JobResolution, elapsed: Duration, logger: Logger) {
         switch resolution {
         case .complete:
-            logger.debug("job completed", metadata: ["duration": "\(elapsed)"])
+            logger.debug("job completed", metadata: ["duration": "\(elapsed.readable)"])
         case .retry(let after, let failure):
             logger.warning(
                 "job failed, will retry",
-                metadata: ["error": "\(failure.message)", "failure": "\(failure.kind.rawValue)", "retry_in": "\(after)"])
+                metadata: ["error": "\(failure.message)", "failure": "\(failure.kind.rawValue)", "retry_in": "\(after.readable)"])
         case .dead(let failure):
             logger.error(
                 "job dead-lettered",
                 metadata: ["error": "\(failure.message)", "failure": "\(failure.kind.rawValue)"])
         case .snooze(let after):
-            logger.info("job snoozed", metadata: ["snooze": "\(after)"])
+            logger.info("job snoozed", metadata: ["snooze": "\(after.readable)"])
         case .cancel(let reason):
             logger.info("job cancelled by its handler", metadata: ["reason": "\(reason)"])
         case .release:

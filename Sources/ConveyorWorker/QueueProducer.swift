@@ -106,7 +106,7 @@ struct QueueProducer: Sendable {
                         state.claimsInFlight -= 1
                         slots.claimReturned(requested)
                         metrics.storeError(operation: "claim")
-                        logger.warning("claiming jobs failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(state.backoff)"])
+                        logger.warning("claiming jobs failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(state.backoff.readable)"])
                         state.nextClaim = ContinuousClock.now + state.backoff
                         state.backoff = min(state.backoff * 2, .seconds(5))
                     }
@@ -125,7 +125,7 @@ struct QueueProducer: Sendable {
                         }
                         if !state.graceArmed {
                             state.graceArmed = true
-                            logger.info("waiting for running jobs", metadata: ["running": "\(running.count)", "grace": "\(settings.gracePeriod)"])
+                            logger.info("waiting for running jobs", metadata: ["running": "\(running.count)", "grace": "\(settings.gracePeriod.readable)"])
                             helpers.addTask {
                                 try? await Task.sleep(for: settings.gracePeriod)
                                 graceExpired.set()

@@ -34,3 +34,17 @@ struct RetryPolicyTests {
         #expect(seconds == expected)
     }
 }
+
+@Suite("Durations in logs")
+struct ReadableDurationTests {
+    static let cases: [(Duration, String)] = [
+        (.zero, "0s"), (.microseconds(850), "850µs"), (.microseconds(12_500), "12.5ms"), (.milliseconds(999), "999ms"),
+        (.seconds(1.0037019974876997), "1.004s"), (.seconds(26), "26s"), (.seconds(250), "4m10s"), (.seconds(240), "4m"),
+        (.seconds(3 * 3600 + 125), "3h2m"), (.seconds(2 * 86_400 + 4 * 3600 + 59), "2d4h"), (.seconds(-1.5), "-1.5s"),
+    ]
+
+    @Test("are short and exact enough", arguments: cases)
+    func readable(duration: Duration, text: String) {
+        #expect(duration.readable == text)
+    }
+}
