@@ -5,6 +5,8 @@ import ConveyorPostgres
 import ConveyorWorker
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -35,6 +37,8 @@ struct BenchCommand: AsyncParsableCommand {
     var noDirectStart = false
     @Flag(help: "Only the full path (Redis → completed) and the latency samples: no PostgreSQL-only phases, no ceilings (for profiling).")
     var endToEndOnly = false
+    @Flag(help: "Record the metrics into a Prometheus registry, as a process with --metrics-address does (their cost; default: not recorded).")
+    var prometheus = false
 
     func run() async throws {
         let logger = {
@@ -42,6 +46,7 @@ struct BenchCommand: AsyncParsableCommand {
             logger.logLevel = ProcessInfo.processInfo.environment["CONVEYOR_BENCH_TRACE"] == nil ? .warning : .trace
             return logger
         }()
+        if prometheus { MetricsSystem.bootstrap(MetricsOptions.factory(PrometheusCollectorRegistry())) }
         let jobs = max(1, self.jobs), concurrency = max(1, self.concurrency), claimers = max(1, self.claimers)
         let samples = max(1, self.samples)
         let url = try database.url()

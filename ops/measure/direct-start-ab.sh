@@ -1,39 +1,8 @@
 #!/usr/bin/env bash
-# Interleaved A/B of direct starts: end-to-end runs (Redis → completed) with and without
-# (`--no-direct-start`), alternated, each on a freshly created and migrated database, so the VM's
-# drift lands in both columns alike. Prints every run and the medians.
+# Interleaved A/B of direct starts (ops/measure/ab.sh with B = --no-direct-start: A has direct starts on).
 #
 #   ops/measure/direct-start-ab.sh [ROUNDS] [bench options…]   e.g. ops/measure/direct-start-ab.sh 5 --concurrency 400 --ingesters 2
-#
-# Needs the release build and the local services (ops/services start); scratch database conveyor_bench.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 rounds=3
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rounds=$1; shift; fi
-eval "$(ops/services env)"
-admin="${DATABASE_URL%/*}/postgres"
-export DATABASE_URL="${DATABASE_URL%/*}/conveyor_bench"
-results=$(mktemp)
-trap 'rm -f "$results"; psql "$admin" -qc "DROP DATABASE IF EXISTS conveyor_bench WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-for round in $(seq 1 "$rounds"); do
-  for mode in on off; do
-    psql "$admin" -qc "DROP DATABASE IF EXISTS conveyor_bench WITH (FORCE)" -c "CREATE DATABASE conveyor_bench" >/dev/null 2>&1
-    .build/release/conveyor migrate >/dev/null
-    flag=(); [[ $mode == off ]] && flag=(--no-direct-start)
-    line=$(.build/release/conveyor bench --json --end-to-end-only --jobs 50000 --samples 200 "${flag[@]}" "$@")
-    echo "$mode $line" | tee -a "$results"
-  done
-done
-python3 - "$results" <<'PY'
-import json, statistics, sys
-runs = {"on": [], "off": []}
-for line in open(sys.argv[1]):
-    mode, _, payload = line.partition(" ")
-    runs[mode].append(json.loads(payload))
-for key in ("end_to_end_jobs_per_second", "latency_p50_ms", "latency_p99_ms"):
-    cells = []
-    for mode in ("on", "off"):
-        values = [r[key] for r in runs[mode]]
-        cells.append(f"{mode}: {statistics.median(values):g} ({min(values):g}–{max(values):g})")
-    print(f"{key:28} " + "   ".join(cells))
-PY
+exec "$(dirname "$0")/ab.sh" "$rounds" --no-direct-start "$@"
