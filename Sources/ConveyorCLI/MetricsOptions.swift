@@ -43,7 +43,7 @@ struct MetricsOptions: ParsableArguments {
     }
 
     /// Prometheus histograms with buckets that fit what Conveyor records: batch sizes of 1 to thousands,
-    /// database round trips of a millisecond or so.
+    /// database round trips of a millisecond or so, waits from milliseconds (idle) to an hour (backlog).
     static func factory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
         let sizes: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
@@ -53,6 +53,10 @@ struct MetricsOptions: ParsableArguments {
         let roundTrips: [Duration] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000].map { .milliseconds($0) }
         for label in ["conveyor_completion_flush_seconds", "conveyor_ingest_batch_seconds"] {
             factory.durationHistogramBuckets[label] = roundTrips
+        }
+        let waits: [Duration] = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600].map { .seconds($0) }
+        for label in ["conveyor_job_wait_seconds", "conveyor_ingest_lag_seconds"] {
+            factory.durationHistogramBuckets[label] = waits
         }
         return factory
     }

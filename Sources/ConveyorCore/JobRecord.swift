@@ -96,9 +96,15 @@ public struct ClaimedJob: Sendable, Equatable, Identifiable {
     public var maxAttempts: Int
     /// The claim priority.
     public var priority: Int
+    /// How long the job was due before this attempt started: the start minus `run_at`, both by the
+    /// database's clock (zero for a job started as soon as it was due).
+    public var waited: Duration
 
     /// Creates a claimed job.
-    public init(id: UUID, kind: String, queue: String, args: String, attempt: Int, maxAttempts: Int, priority: Int) {
+    public init(
+        id: UUID, kind: String, queue: String, args: String, attempt: Int, maxAttempts: Int, priority: Int, waited: Duration = .zero
+    ) {
+        self.waited = waited
         self.id = id
         self.kind = kind
         self.queue = queue

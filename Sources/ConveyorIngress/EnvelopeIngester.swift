@@ -180,6 +180,7 @@ public struct EnvelopeIngester: Service {
                 logger.warning("envelope quarantined", metadata: ["reason": "\(rejection.reason)", "batch": "\(batch)"])
             }
         }
+        let enqueued = jobs.compactMap(\.enqueuedAt)
         var delay = Duration.milliseconds(100)
         var tries = 0
         var isolated = 0
@@ -188,9 +189,10 @@ public struct EnvelopeIngester: Service {
             do {
                 var result = try await insert(jobs, rejected: rejected)
                 result.inserted += isolated
+                let committedAt = store.now
                 metrics.committed(
                     envelopes: items.count, inserted: result.inserted, duplicates: result.duplicates, rejected: rejected.count,
-                    duration: ContinuousClock.now - started)
+                    duration: ContinuousClock.now - started, lags: enqueued.map { committedAt.timeIntervalSince($0) })
                 if result.duplicates > 0 {
                     logger.info("duplicate envelopes dropped (id already ingested or unique key held)", metadata: ["count": "\(result.duplicates)"])
                 }

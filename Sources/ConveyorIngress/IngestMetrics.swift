@@ -1,3 +1,4 @@
+import Foundation
 import Metrics
 
 /// The ingester's swift-metrics instruments. Labels:
@@ -9,6 +10,8 @@ import Metrics
 /// - `conveyor_ingress_backlog`: envelopes left on the ingress list after the last move.
 /// - `conveyor_ingest_batch_size`, `conveyor_ingest_batch_seconds`: envelopes per committed batch,
 ///   and the time from validation to commit.
+/// - `conveyor_ingest_lag_seconds`: from an envelope's `enqueued_at` (the producer's clock) to the
+///   commit of its batch (this process's clock; clock skew between hosts shows here, negatives count as 0).
 /// - `conveyor_ingest_errors_total`: failed rounds (Redis or PostgreSQL unreachable), retried.
 struct IngestMetrics: Sendable {
     /// Where the instruments are made: the process's `MetricsSystem` unless a test injects its own.
@@ -22,7 +25,9 @@ struct IngestMetrics: Sendable {
         Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
 
-    func committed(envelopes: Int, inserted: Int, duplicates: Int, rejected: Int, duration: Duration) {
+    func committed(envelopes: Int, inserted: Int, duplicates: Int, rejected: Int, duration: Duration, lags: [TimeInterval]) {
+        let lag = Timer(label: "conveyor_ingest_lag_seconds", factory: factory)
+        for seconds in lags { lag.record(duration: .seconds(max(0, seconds))) }
         for (result, count) in [("ingested", inserted), ("duplicate", duplicates), ("rejected", rejected)] where count > 0 {
             Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", result)], factory: factory).increment(by: count)
         }

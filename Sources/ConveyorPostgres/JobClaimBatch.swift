@@ -31,19 +31,20 @@ enum JobClaimBatch {
                 locked_by = \(worker),
                 lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
             WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-            RETURNING j.id, j.kind, j.queue, j.args::text, j.attempt, j.max_attempts, j.priority
+            RETURNING j.id, j.kind, j.queue, j.args::text, j.attempt, j.max_attempts, j.priority,
+                      greatest(0, extract(epoch FROM j.attempted_at - j.run_at))::float8
             """
     }
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, kind, queue, args, attempt, maxAttempts, priority) in rows.decode(
-            (UUID, String, String, String, Int32, Int32, Int16).self)
+        for try await (id, kind, queue, args, attempt, maxAttempts, priority, waited) in rows.decode(
+            (UUID, String, String, String, Int32, Int32, Int16, Double).self)
         {
             jobs.append(
                 ClaimedJob(
                     id: id, kind: kind, queue: queue, args: args, attempt: Int(attempt),
-                    maxAttempts: Int(maxAttempts), priority: Int(priority)))
+                    maxAttempts: Int(maxAttempts), priority: Int(priority), waited: .seconds(waited)))
         }
         return jobs
     }

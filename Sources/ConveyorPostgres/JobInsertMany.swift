@@ -97,11 +97,12 @@ enum JobInsertMany {
             ) AS s(go)
             ORDER BY r.ord
             \(unescaped: dropDuplicates ? "ON CONFLICT DO NOTHING" : "")
-            RETURNING id, queue, state, kind, args, attempt, max_attempts, priority
+            RETURNING id, queue, state, kind, args, attempt, max_attempts, priority, run_at, attempted_at
             )
             SELECT i.id, CASE WHEN i.state = \(unescaped: JobState.running.sql) THEN i.kind END,
                    CASE WHEN i.state = \(unescaped: JobState.running.sql) THEN i.args::text END,
-                   i.queue, i.attempt, i.max_attempts, i.priority
+                   i.queue, i.attempt, i.max_attempts, i.priority,
+                   coalesce(greatest(0, extract(epoch FROM i.attempted_at - i.run_at))::float8, 0)
             FROM inserted i
             CROSS JOIN (
                 SELECT count(*) FROM (
@@ -116,15 +117,15 @@ enum JobInsertMany {
     static func decode(_ rows: PostgresRowSequence) async throws -> (inserted: [UUID], started: [ClaimedJob]) {
         var inserted: [UUID] = []
         var started: [ClaimedJob] = []
-        for try await (id, kind, args, queue, attempt, maxAttempts, priority) in rows.decode(
-            (UUID, String?, String?, String, Int32, Int32, Int16).self)
+        for try await (id, kind, args, queue, attempt, maxAttempts, priority, waited) in rows.decode(
+            (UUID, String?, String?, String, Int32, Int32, Int16, Double).self)
         {
             inserted.append(id)
             if let kind, let args {
                 started.append(
                     ClaimedJob(
                         id: id, kind: kind, queue: queue, args: args, attempt: Int(attempt), maxAttempts: Int(maxAttempts),
-                        priority: Int(priority)))
+                        priority: Int(priority), waited: .seconds(waited)))
             }
         }
         return (inserted, started)

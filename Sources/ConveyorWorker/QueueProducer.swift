@@ -92,13 +92,13 @@ struct QueueProducer: Sendable {
                         state.claimsInFlight -= 1
                         state.backoff = .milliseconds(100)
                         state.drain.claimReturned(token: token, count: claimed.count, requested: requested)
-                        if !claimed.isEmpty { metrics.claimed(queue: queue.name, count: claimed.count) }
+                        if !claimed.isEmpty { metrics.claimed(queue: queue.name, jobs: claimed) }
                         logger.trace(
                             "claim", metadata: ["n": "\(claimed.count)", "requested": "\(requested)", "took": "\(ContinuousClock.now - sent)"])
                         launch(claimed, sent: sent)
                         slots.claimReturned(requested)
                     case .started(let started, let reserved, let sent):
-                        if !started.isEmpty { metrics.started(queue: queue.name, count: started.count) }
+                        if !started.isEmpty { metrics.started(queue: queue.name, jobs: started) }
                         logger.trace("direct start", metadata: ["n": "\(started.count)", "reserved": "\(reserved)", "took": "\(ContinuousClock.now - sent)"])
                         launch(started, sent: sent)
                         slots.startReturned(reserved)

@@ -6,6 +6,7 @@ import Metrics
 /// - `conveyor_jobs_total{kind,queue,outcome}`: attempts finished, by outcome
 ///   (`completed`, `retry`, `dead`, `snoozed`, `cancelled`, `released`).
 /// - `conveyor_job_duration_seconds{kind,queue}`: handler run time.
+/// - `conveyor_job_wait_seconds{kind,queue}`: how long a job was due before it started (queue latency).
 /// - `conveyor_claim_batch_size{queue}`: jobs per claim statement.
 /// - `conveyor_direct_starts_total{queue}`: jobs an ingester of the process inserted already claimed.
 /// - `conveyor_completion_flush_size`, `conveyor_completion_flush_seconds`: completer batches.
@@ -23,12 +24,22 @@ struct WorkerMetrics: Sendable {
             .recordNanoseconds(duration.nanoseconds)
     }
 
-    func claimed(queue: String, count: Int) {
-        Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)], factory: factory).record(count)
+    func claimed(queue: String, jobs: [ClaimedJob]) {
+        Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)], factory: factory).record(jobs.count)
+        waited(jobs)
     }
 
-    func started(queue: String, count: Int) {
-        Counter(label: "conveyor_direct_starts_total", dimensions: [("queue", queue)], factory: factory).increment(by: count)
+    func started(queue: String, jobs: [ClaimedJob]) {
+        Counter(label: "conveyor_direct_starts_total", dimensions: [("queue", queue)], factory: factory).increment(by: jobs.count)
+        waited(jobs)
+    }
+
+    /// How long each job was due before it started: the queue's latency, the figure to alert on.
+    private func waited(_ jobs: [ClaimedJob]) {
+        for job in jobs {
+            Timer(label: "conveyor_job_wait_seconds", dimensions: [("kind", job.kind), ("queue", job.queue)], factory: factory)
+                .recordNanoseconds(job.waited.nanoseconds)
+        }
     }
 
     func flushed(count: Int, duration: Duration, stale: Int) {

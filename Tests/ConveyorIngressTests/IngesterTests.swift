@@ -47,20 +47,27 @@ struct IngesterTests {
     func metrics() async throws {
         try await TestDatabase.withFresh { client, _ in
             let fixture = try IngressFixture(client: client)
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
             let probe = IngestProbe()
             let metrics = TestMetrics()
             let id = UUID().uuidString.lowercased()
             var envelopes = (0..<10).map { IngesterHarness.envelope(#"{"v":1,"kind":"conveyor.noop","args":{"n":\#($0)}}"#) }
+            // Two stamped by their producer 1.5 s and 20 s before the ingester's (manual) clock.
+            for seconds in [1.5, 20.0] {
+                let stamp = RFC3339.formatPrecise(clock.now().addingTimeInterval(-seconds))
+                envelopes.append(IngesterHarness.envelope(#"{"v":1,"kind":"conveyor.noop","enqueued_at":"\#(stamp)"}"#))
+            }
             envelopes += Array(repeating: IngesterHarness.envelope(#"{"v":1,"kind":"conveyor.noop","id":"\#(id)"}"#), count: 3)
             envelopes += [Data("{".utf8), Data([0xFF]), Data(#"{"v":2,"kind":"a"}"#.utf8), Data(#"{"v":1,"kind":"a","priority":10}"#.utf8)]
             // Pushed before the ingester starts, so one batch takes them all and leaves an empty ingress.
             try await fixture.push(envelopes)
             let ingester = IngesterHarness.ingester(
-                keys: fixture.keys, redis: fixture.redisConfiguration, store: fixture.store, probe: probe, metrics: metrics)
+                keys: fixture.keys, redis: fixture.redisConfiguration, store: store, probe: probe, metrics: metrics)
             let total = envelopes.count
             try await IngesterHarness.run([ingester]) { await probe.waitFor(envelopes: total) }
 
-            let results = ["ingested": 11, "duplicate": 2, "rejected": 4]
+            let results = ["ingested": 13, "duplicate": 2, "rejected": 4]
             for (result, count) in results {
                 #expect(metrics.counterTotal(label: "conveyor_ingest_envelopes_total", dimensions: [("result", result)]) == Int64(count), "\(result)")
             }
@@ -70,6 +77,7 @@ struct IngesterTests {
             #expect(try metrics.expectRecorder("conveyor_ingest_batch_size").values == [Double(total)])
             #expect(try metrics.expectTimer("conveyor_ingest_batch_seconds").values.count == 1)
             #expect(try metrics.expectGauge("conveyor_ingress_backlog").lastValue == 0)
+            #expect(try metrics.expectTimer("conveyor_ingest_lag_seconds").values.sorted() == [1_500_000_000, 20_000_000_000])
             #expect(metrics.counterTotal(label: "conveyor_ingest_errors_total") == 0)
         }
     }

@@ -95,6 +95,26 @@ struct JobStoreTests {
         }
     }
 
+    @Test("claims and direct starts report how long each job was due before it started, by the database's clock")
+    func waited() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let start = clock.now()
+            let ids = try await store.insert([
+                NewJob(kind: "k", runAt: start.addingTimeInterval(-30)), NewJob(kind: "k"), NewJob(kind: "k", runAt: start.addingTimeInterval(2)),
+            ]).inserted
+            clock.advance(by: 2.5)
+            let claimed = Dictionary(uniqueKeysWithValues: try await store.claim(queue: "default", limit: 10, worker: "w", lease: .seconds(30)).map { ($0.id, $0.waited) })
+            #expect(claimed == [ids[0]: .seconds(32.5), ids[1]: .seconds(2.5), ids[2]: .seconds(0.5)])
+
+            let started = try await store.ingest(
+                jobs: [NewJob(kind: "k", queue: "direct"), NewJob(kind: "k", queue: "direct", runAt: clock.now().addingTimeInterval(-7))], rejected: [],
+                maxAttempts: { _ in 3 }, start: .init(rows: [0, 1], worker: "w", lease: .seconds(30)))
+            #expect(started.started.map(\.waited) == [.zero, .seconds(7)])
+        }
+    }
+
     @Test("a unique key blocks a second job only while the first is unfinished")
     func uniqueKey() async throws {
         try await TestDatabase.withFresh { client, _ in

@@ -150,6 +150,7 @@ struct WorkerTests {
             #expect(metrics.counterTotal(label: "conveyor_jobs_total") == Int64(modes.count + 1))
             #expect(try metrics.expectTimer("conveyor_job_duration_seconds", [("kind", ProbeJob.kind), ("queue", "default")]).values.count == modes.count + 1)
             #expect(try metrics.expectRecorder("conveyor_claim_batch_size", [("queue", "default")]).values.reduce(0, +) == Double(modes.count + 1))
+            #expect(try metrics.expectTimer("conveyor_job_wait_seconds", [("kind", ProbeJob.kind), ("queue", "default")]).values.count == modes.count + 1)
             #expect(try metrics.expectRecorder("conveyor_completion_flush_size").values.reduce(0, +) == Double(modes.count + 1))
             #expect(metrics.counterTotal(label: "conveyor_completion_stale_total") == 1)
             #expect(metrics.counterTotal(label: "conveyor_store_errors_total") == 0)
