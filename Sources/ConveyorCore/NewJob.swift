@@ -67,7 +67,10 @@ public struct NewJob: Sendable, Equatable {
         case priorityOutOfRange(Int)
         case maxAttemptsOutOfRange(Int)
         case uniqueKeyTooLong(Int)
-        case argsNotAnObject
+        /// Args that parse, but not to an object (the JSON type they have).
+        case argsNotAnObject(String)
+        /// Args that are not JSON (where parsing stopped).
+        case argsNotJSON(String)
         case argsTooLarge(Int)
         /// PostgreSQL text and jsonb cannot hold U+0000.
         case nulCharacter(field: String)
@@ -83,7 +86,8 @@ public struct NewJob: Sendable, Equatable {
             case .priorityOutOfRange(let priority): "priority \(priority) must be between 0 and 9"
             case .maxAttemptsOutOfRange(let value): "max_attempts \(value) must be between 1 and 1000"
             case .uniqueKeyTooLong(let count): "unique_key has \(count) characters, at most 255 allowed"
-            case .argsNotAnObject: "args must be a JSON object"
+            case .argsNotAnObject(let type): "args must be a JSON object, got \(type)"
+            case .argsNotJSON(let reason): "args are not valid JSON: \(reason)"
             case .argsTooLarge(let bytes): "args is \(bytes) bytes, at most \(NewJob.maxArgsBytes) allowed"
             case .nulCharacter(let field): "\(field) contains a NUL character (U+0000), which PostgreSQL cannot store"
             case .argsTooDeep: "args is nested deeper than \(NewJob.maxArgsDepth) levels"
@@ -106,9 +110,13 @@ public struct NewJob: Sendable, Equatable {
         let size = args.utf8.count
         guard size <= Self.maxArgsBytes else { throw .argsTooLarge(size) }
         if argsKnownToBeObject { return }
-        guard let value = try? JSONParser.parse(args), case .object = value else {
-            throw .argsNotAnObject
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(args)
+        } catch {
+            throw .argsNotJSON(error.description)
         }
+        guard case .object = value else { throw .argsNotAnObject(value.typeName) }
         if let problem = value.storageProblem(maxDepth: Self.maxArgsDepth) { throw problem }
     }
 

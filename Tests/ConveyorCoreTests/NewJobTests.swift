@@ -18,8 +18,8 @@ struct NewJobTests {
         (NewJob(kind: "a", priority: -1), .priorityOutOfRange(-1)),
         (NewJob(kind: "a", maxAttempts: 0), .maxAttemptsOutOfRange(0)),
         (NewJob(kind: "a", uniqueKey: String(repeating: "k", count: 256)), .uniqueKeyTooLong(256)),
-        (NewJob(kind: "a", args: "[1]"), .argsNotAnObject),
-        (NewJob(kind: "a", args: "{"), .argsNotAnObject),
+        (NewJob(kind: "a", args: "[1]"), .argsNotAnObject("an array")),
+        (NewJob(kind: "a", args: "{"), .argsNotJSON("unexpected end of input, expected an object key at byte 1")),
     ]
 
     @Test("rejects each field out of bounds", arguments: invalid)
