@@ -101,6 +101,21 @@ let package = Package(
             dependencies: ["ConveyorCore"],
             swiftSettings: strict
         ),
+        // The dashboard and the HTTP server behind it and the processes' /metrics.
+        .target(
+            name: "ConveyorWeb",
+            dependencies: [
+                "ConveyorCore",
+                "ConveyorPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // Commands; the executable is a thin `main` around them.
         .target(
             name: "ConveyorCLI",
@@ -119,11 +134,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                // The /metrics and /healthz endpoint of worker and scheduler processes.
+                "ConveyorWeb",
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -168,6 +180,14 @@ let package = Package(
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
         .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),
+        .testTarget(
+            name: "ConveyorWebTests",
+            dependencies: [
+                "ConveyorWeb", "ConveyorWorker", "ConveyorTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

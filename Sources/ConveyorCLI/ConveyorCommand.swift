@@ -14,7 +14,7 @@ public struct ConveyorCommand: AsyncParsableCommand {
             """,
         subcommands: [
             MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, JobsCommand.self, QueuesCommand.self, RejectedCommand.self,
-            BenchCommand.self, CronCommand.self, SchedulerCommand.self, SchedulesCommand.self,
+            BenchCommand.self, CronCommand.self, SchedulerCommand.self, SchedulesCommand.self, WebCommand.self,
         ]
     )
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Metrics
+import ConveyorWeb
 import Prometheus
 
 /// `--metrics-address`: where a worker or scheduler process serves `/metrics` and `/healthz`.
@@ -12,34 +13,29 @@ struct MetricsOptions: ParsableArguments {
 
     /// The host and port to serve on, or nil when the endpoint is off; validated before anything connects.
     func address() throws -> (host: String, port: Int)? {
-        let setting = metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address"
-        guard let text = Settings.string(metricsAddress, env: "CONVEYOR_METRICS_ADDRESS"), text != "off" else { return nil }
-        guard let colon = text.lastIndex(of: ":") else {
-            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST:PORT (e.g. 127.0.0.1:9464)")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
-            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST:PORT with a port from 0 to 65535")
-        }
-        return (host, port)
+        try Settings.address(metricsAddress, env: "CONVEYOR_METRICS_ADDRESS", flagName: "--metrics-address")
     }
 
     /// Binds the endpoint (a port in use is a one-line error naming the setting) and makes it the
-    /// process's metrics backend; nil when off.
-    func endpoint(logger: Logger) async throws -> MetricsEndpoint? {
+    /// process's metrics backend; nil when off. It serves `GET /metrics` (the Prometheus text format)
+    /// and `GET /healthz` (`ok` while the process runs: a liveness probe).
+    func endpoint(logger: Logger) async throws -> HTTPServer? {
         guard let (host, port) = try address() else { return nil }
         let registry = PrometheusCollectorRegistry()
-        let endpoint: MetricsEndpoint
-        do {
-            endpoint = try await MetricsEndpoint.bind(host: host, port: port, registry: registry, logger: logger)
-        } catch {
-            throw CommandError.configuration(
-                setting: metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address",
-                reason: "cannot listen on \(host):\(port): \(error)")
+        let server = try await Settings.listen(
+            host: host, port: port, setting: metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address", logger: logger
+        ) { request in
+            switch (request.method, request.path) {
+            case (.GET, "/metrics"):
+                HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: registry.emitToBuffer())
+            case (.GET, "/healthz"): .text("ok\n")
+            case (.GET, _): .text("not found: try /metrics or /healthz\n", status: .notFound)
+            default: .text("only GET\n", status: .methodNotAllowed)
+            }
         }
         MetricsSystem.bootstrap(Self.factory(registry))
-        return endpoint
+        logger.info("metrics endpoint listening", metadata: ["host": "\(host)", "port": "\(server.port.map(String.init) ?? "?")"])
+        return server
     }
 
     /// Prometheus histograms with buckets that fit what Conveyor records: batch sizes of 1 to thousands,

@@ -1,4 +1,6 @@
+import ConveyorWeb
 import Foundation
+import Logging
 
 /// Reads settings: a flag wins over the environment variable, which wins over the default.
 enum Settings {
@@ -83,5 +85,31 @@ enum Settings {
     /// Who runs an admin command, recorded on the jobs it changes: `$USER@host`, or `operator`.
     static func operatorName() -> String {
         string(nil, env: "USER").map { "\($0)@\(ProcessInfo.processInfo.hostName)" } ?? "operator"
+    }
+
+    /// A `HOST:PORT` setting (`[::1]:8080` for IPv6), or nil when unset or `off`.
+    static func address(_ flag: String?, env: String, flagName: String) throws -> (host: String, port: Int)? {
+        let setting = flag == nil ? env : flagName
+        guard let text = string(flag, env: env), text != "off" else { return nil }
+        guard let colon = text.lastIndex(of: ":") else {
+            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST:PORT (e.g. 127.0.0.1:9464)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST:PORT with a port from 0 to 65535")
+        }
+        return (host, port)
+    }
+
+    /// Binds an HTTP server; an address that is taken or not local is a one-line error naming `setting`.
+    static func listen(
+        host: String, port: Int, setting: String, logger: Logger, handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
+    ) async throws -> HTTPServer {
+        do {
+            return try await HTTPServer.bind(host: host, port: port, logger: logger, handler: handler)
+        } catch {
+            throw CommandError.configuration(setting: setting, reason: "cannot listen on \(host):\(port): \(error)")
+        }
     }
 }

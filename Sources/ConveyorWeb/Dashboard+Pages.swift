@@ -1,0 +1,172 @@
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+
+extension Dashboard {
+    /// What an action did, shown once on the page it redirects to (a fixed text per code, so a link
+    /// cannot make the dashboard say anything else).
+    static let outcomes: [String: String] = [
+        "retried": "Retried: the job is available again, with one more attempt.",
+        "discarded": "Discarded: the job is cancelled.",
+        "cancelled": "Cancelled.",
+        "stopping": "Cancellation requested: the worker running it stops it within a second.",
+        "nothing": "Nothing changed: the job is not in a state that allows this.",
+        "paused": "Paused: no worker claims from this queue until it is resumed.",
+        "resumed": "Resumed.",
+    ]
+
+    func queuesPage(flash: String?) async throws -> HTTPResponse {
+        let statistics = try await store.queueStatistics()
+        let paused = Dictionary(uniqueKeysWithValues: try await store.pausedQueues().map { ($0.queue, $0) })
+        let queues = Set(statistics.map(\.queue)).union(paused.keys).sorted()
+        let states = JobState.allCases
+        let rows = queues.map { queue -> [String] in
+            let mine = statistics.filter { $0.queue == queue }
+            let counts = states.map { state -> String in
+                let count = mine.first { $0.state == state }?.count ?? 0
+                return count == 0 ? "0" : "<a href=\"\(HTML.href("/jobs", [("queue", queue), ("state", state.rawValue)]))\">\(count)</a>"
+            }
+            let oldest = mine.compactMap(\.oldestWaitSeconds).max().map { Duration.seconds($0).readable } ?? "–"
+            let pause = paused[queue].map { pause in
+                "paused by \(HTML.escape(pause.pausedBy)) " + HTML.button("Resume", action: "/queues/\(HTML.query(queue))/resume")
+            } ?? HTML.button("Pause", action: "/queues/\(HTML.query(queue))/pause")
+            return ["<a href=\"\(HTML.href("/jobs", [("queue", queue)]))\">\(HTML.escape(queue))</a>"] + counts + [HTML.escape(oldest), pause]
+        }
+        let table = HTML.table(["Queue"] + states.map(\.rawValue) + ["Oldest wait", ""], rows)
+        return .html(HTML.page("Queues", queues.isEmpty ? "<p>No jobs yet.</p>" : table, flash: flash.flatMap { Self.outcomes[$0] }))
+    }
+
+    func jobsPage(_ query: [String: String]) async throws -> HTTPResponse {
+        let state = query["state"].flatMap { $0.isEmpty ? nil : JobState(rawValue: $0) }
+        let kind = query["kind"].flatMap { $0.isEmpty ? nil : $0 }, queue = query["queue"].flatMap { $0.isEmpty ? nil : $0 }
+        let before = query["before"].flatMap(Int.init)
+        let jobs = try await store.jobs(JobFilter(state: state, kind: kind, queue: queue, beforeSeq: before, limit: configuration.pageSize))
+        let options = ([""] + JobState.allCases.map(\.rawValue)).map { value in
+            "<option value=\"\(value)\"\(value == (state?.rawValue ?? "") ? " selected" : "")>\(value.isEmpty ? "any state" : value)</option>"
+        }.joined()
+        var body = """
+            <form method="get" action="/jobs"><select name="state">\(options)</select>
+            <input name="kind" placeholder="kind" value="\(HTML.escape(kind ?? ""))">
+            <input name="queue" placeholder="queue" value="\(HTML.escape(queue ?? ""))"> <button>Filter</button></form>
+            """
+        if state == .dead {
+            let label = kind.map { "Retry every dead \($0) job" } ?? "Retry every dead job"
+            body += "<p>" + HTML.button(label, action: "/dead/retry", fields: kind.map { [("kind", $0)] } ?? []) + "</p>"
+        }
+        let rows = jobs.map { job -> [String] in
+            [
+                "<a href=\"/jobs/\(job.id.uuidString.lowercased())\"><code>\(job.id.uuidString.lowercased())</code></a>",
+                "<span class=\"state-\(job.state.rawValue)\">\(job.state.rawValue)</span>", HTML.escape(job.kind), HTML.escape(job.queue),
+                "\(job.attempt)/\(job.maxAttempts)", HTML.time(job.runAt), HTML.escape(job.errors.last.map { String($0.message.prefix(160)) } ?? ""),
+            ]
+        }
+        body += jobs.isEmpty ? "<p>No jobs match.</p>" : HTML.table(["Id", "State", "Kind", "Queue", "Attempt", "Run at", "Last error"], rows)
+        if jobs.count == configuration.pageSize, let last = jobs.last {
+            body += "<p><a href=\"\(HTML.href("/jobs", [("state", state?.rawValue), ("kind", kind), ("queue", queue), ("before", "\(last.seq)")]))\">Older →</a></p>"
+        }
+        return .html(HTML.page("Jobs", body))
+    }
+
+    func jobPage(_ text: String, flash: String?) async throws -> HTTPResponse {
+        guard let id = UUID(uuidString: text), let job = try await store.job(id: id) else {
+            return .html(HTML.page("Not found", "<p>No job with id \(HTML.escape(text)).</p>"), status: .notFound)
+        }
+        let path = "/jobs/\(id.uuidString.lowercased())"
+        let fields: [(String, String)] = [
+            ("State", "<span class=\"state-\(job.state.rawValue)\">\(job.state.rawValue)</span>"), ("Kind", HTML.escape(job.kind)),
+            ("Queue", HTML.escape(job.queue)), ("Priority", "\(job.priority)"), ("Attempt", "\(job.attempt) of \(job.maxAttempts)"),
+            ("Run at", HTML.time(job.runAt)), ("Inserted", HTML.time(job.insertedAt)), ("Enqueued (producer)", HTML.time(job.enqueuedAt)),
+            ("Last attempt", HTML.time(job.attemptedAt)), ("Finished", HTML.time(job.finishedAt)),
+            ("Worker", HTML.escape(job.lockedBy ?? "–")), ("Lease until", HTML.time(job.leaseExpiresAt)),
+            ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
+            ("Cancelled", job.cancelReason.map { "\(HTML.escape($0)) (by \(HTML.escape(job.cancelledBy ?? "?")))" } ?? "–"),
+        ]
+        var actions: [String] = []
+        if job.state == .dead { actions.append(HTML.button("Retry", action: "\(path)/retry")) }
+        if job.state == .available || job.state == .dead { actions.append(HTML.button("Discard", action: "\(path)/discard", danger: true)) }
+        if job.state == .available || job.state == .running { actions.append(HTML.button("Cancel", action: "\(path)/cancel", danger: true)) }
+        let errors = job.errors.map { error in
+            ["\(error.attempt)", HTML.time(error.at), HTML.escape(error.kind.rawValue), "<pre>\(HTML.escape(error.message))</pre>"]
+        }
+        let body = """
+            <table>\(fields.map { "<tr><th>\($0.0)</th><td>\($0.1)</td></tr>" }.joined())</table>
+            <p>\(actions.joined(separator: " "))</p>
+            <h2>Args</h2><pre>\(HTML.escape(Self.pretty(job.args)))</pre>
+            <h2>Errors</h2>\(errors.isEmpty ? "<p>None.</p>" : HTML.table(["Attempt", "At", "Failure", "Message"], errors))
+            """
+        return .html(HTML.page("Job \(id.uuidString.lowercased())", body, flash: flash.flatMap { Self.outcomes[$0] }))
+    }
+
+    func jobAction(_ text: String, _ action: String, form: [String: String]) async throws -> HTTPResponse {
+        guard let id = UUID(uuidString: text) else { return .text("not a job id\n", status: .badRequest) }
+        let reason = form["reason"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(action) from the dashboard"
+        let outcome: String
+        switch action {
+        case "retry":
+            outcome = try await store.retry(.ids([id])).isEmpty ? "nothing" : "retried"
+        case "discard":
+            outcome = try await store.discard(.ids([id]), reason: reason, by: "web").isEmpty ? "nothing" : "discarded"
+        case "cancel":
+            let result = try await store.cancel(.ids([id]), reason: reason, by: "web")
+            outcome = !result.cancelled.isEmpty ? "cancelled" : !result.requested.isEmpty ? "stopping" : "nothing"
+        default:
+            return .text("unknown action\n", status: .notFound)
+        }
+        logger.notice("dashboard action", metadata: ["action": "\(action)", "job_id": "\(id)", "outcome": "\(outcome)"])
+        return .redirect("/jobs/\(id.uuidString.lowercased())?done=\(outcome)")
+    }
+
+    func retryDead(kind: String?) async throws -> HTTPResponse {
+        let retried = try await store.retry(kind.flatMap { $0.isEmpty ? nil : $0 }.map { .kind($0) } ?? .all)
+        logger.notice("dashboard action", metadata: ["action": "retry dead", "kind": "\(kind ?? "all")", "jobs": "\(retried.count)"])
+        return .redirect(kind.map { "/jobs?state=dead&kind=\(HTML.query($0))" } ?? "/jobs?state=dead")
+    }
+
+    func queueAction(_ queue: String, _ action: String) async throws -> HTTPResponse {
+        guard NewJob.isValidQueue(queue) else { return .text("not a queue name\n", status: .badRequest) }
+        switch action {
+        case "pause": _ = try await store.pause(queue: queue, by: "web")
+        case "resume": _ = try await store.resume(queue: queue)
+        default: return .text("unknown action\n", status: .notFound)
+        }
+        logger.notice("dashboard action", metadata: ["action": "\(action)", "queue": "\(queue)"])
+        return .redirect("/?done=\(action == "pause" ? "paused" : "resumed")")
+    }
+
+    func rejectedPage(_ query: [String: String]) async throws -> HTTPResponse {
+        let envelopes = try await store.rejectedEnvelopes(beforeSeq: query["before"].flatMap(Int.init), limit: configuration.pageSize)
+        let rows = envelopes.map { envelope -> [String] in
+            [
+                "<a href=\"/rejected/\(envelope.id.uuidString.lowercased())\"><code>\(envelope.id.uuidString.lowercased())</code></a>",
+                HTML.time(envelope.receivedAt), "\(envelope.payload.count)", HTML.escape(envelope.reason),
+            ]
+        }
+        var body = envelopes.isEmpty ? "<p>No quarantined envelopes.</p>" : HTML.table(["Id", "Received", "Bytes", "Reason"], rows)
+        if envelopes.count == configuration.pageSize, let last = envelopes.last {
+            body += "<p><a href=\"/rejected?before=\(last.seq)\">Older →</a></p>"
+        }
+        return .html(HTML.page("Quarantined envelopes", body))
+    }
+
+    func rejectedEnvelopePage(_ text: String) async throws -> HTTPResponse {
+        guard let id = UUID(uuidString: text), let envelope = try await store.rejectedEnvelope(id: id) else {
+            return .html(HTML.page("Not found", "<p>No quarantined envelope with id \(HTML.escape(text)).</p>"), status: .notFound)
+        }
+        let payload = String(validating: envelope.payload, as: UTF8.self) ?? envelope.payload.map { String(format: "%02x", $0) }.joined(separator: " ")
+        let body = """
+            <table><tr><th>Reason</th><td>\(HTML.escape(envelope.reason))</td></tr>
+            <tr><th>Received</th><td>\(HTML.time(envelope.receivedAt))</td></tr><tr><th>From</th><td>\(HTML.escape(envelope.source))</td></tr>
+            <tr><th>Bytes</th><td>\(envelope.payload.count)</td></tr></table>
+            <h2>Payload</h2><pre>\(HTML.escape(payload))</pre>
+            """
+        return .html(HTML.page("Quarantined envelope", body))
+    }
+
+    /// Args indented for reading (as stored when they do not parse).
+    static func pretty(_ args: String) -> String {
+        guard let data = args.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data),
+            let text = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        else { return args }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

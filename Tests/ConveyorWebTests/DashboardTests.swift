@@ -1,0 +1,139 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTestSupport
+import ConveyorWeb
+import ConveyorWorker
+import Foundation
+import NIOHTTP1
+import PostgresNIO
+import Testing
+
+@Suite("Dashboard over HTTP")
+struct DashboardTests {
+    /// Serves a dashboard on a free loopback port over a fresh database for `body`.
+    static func withDashboard<T: Sendable>(
+        token: String? = nil, _ body: @Sendable (_ port: Int, _ store: PostgresJobStore, _ client: PostgresClient) async throws -> T
+    ) async throws -> T {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let dashboard = Dashboard(store: store, configuration: .init(token: token), logger: TestDatabase.logger)
+            let server = try await HTTPServer.bind(host: "127.0.0.1", port: 0, logger: TestDatabase.logger) { await dashboard.respond(to: $0) }
+            let port = try #require(server.port)
+            return try await withRunningServices([server], logger: TestDatabase.logger) { _ in try await body(port, store, client) }
+        }
+    }
+
+    /// Makes `id` dead after one attempt that failed with `message`.
+    static func dead(_ id: UUID, message: String, store: PostgresJobStore) async throws {
+        let claimed = try #require(try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(30)).first { $0.id == id })
+        _ = try await store.resolve([(id, claimed.attempt, .dead(FailureRecord(message: message, kind: .permanent)))])
+    }
+
+    @Test("pages show queues, filtered jobs and a job's history, with every value escaped")
+    func pages() async throws {
+        try await Self.withDashboard { port, store, _ in
+            let hostile = try await store.insert([NewJob(kind: "ads.sync", args: #"{"name": "<script>alert(1)</script>"}"#)]).inserted[0]
+            _ = try await store.insert([NewJob(kind: "mail.send", queue: "mail")])
+            try await Self.dead(hostile, message: "<b>bold</b> failure", store: store)
+
+            let queues = try await TestHTTPClient.send(.GET, port: port, path: "/")
+            #expect(queues.status == .ok && queues.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
+            #expect(queues.body.contains(">mail</a>") && queues.body.contains(">default</a>"))
+            let dead = try await TestHTTPClient.send(.GET, port: port, path: "/jobs?state=dead")
+            #expect(dead.body.contains(hostile.uuidString.lowercased()) && !dead.body.contains("mail.send"))
+            #expect(dead.body.contains("&lt;b&gt;bold&lt;/b&gt; failure") && !dead.body.contains("<b>bold"))
+            let job = try await TestHTTPClient.send(.GET, port: port, path: "/jobs/\(hostile.uuidString.lowercased())")
+            #expect(job.status == .ok)
+            #expect(job.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !job.body.contains("<script>"))
+            #expect(job.body.contains(#"action="/jobs/\#(hostile.uuidString.lowercased())/retry""#), "a dead job offers a retry")
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/jobs/\(UUID())").status == .notFound)
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/nothing").status == .notFound)
+        }
+    }
+
+    @Test("actions from the dashboard's own pages retry, discard, cancel, pause and resume; from another origin they are refused")
+    func actions() async throws {
+        try await Self.withDashboard { port, store, _ in
+            let ids = try await store.insert([NewJob(kind: "k"), NewJob(kind: "k"), NewJob(kind: "k", queue: "later")]).inserted
+            try await Self.dead(ids[0], message: "no", store: store)
+            let own = [("Origin", "http://127.0.0.1:\(port)")]
+            let path = { (id: UUID) in "/jobs/\(id.uuidString.lowercased())" }
+
+            let forged = try await TestHTTPClient.send(.POST, port: port, path: path(ids[0]) + "/retry", headers: [("Origin", "https://evil.example")])
+            #expect(forged.status == .forbidden)
+            #expect(try await TestHTTPClient.send(.POST, port: port, path: path(ids[0]) + "/retry").status == .forbidden, "no origin, no token")
+            #expect(try await store.require(ids[0]).state == .dead)
+
+            let retried = try await TestHTTPClient.send(.POST, port: port, path: path(ids[0]) + "/retry", headers: own)
+            #expect(retried.status == .seeOther && retried.headers.first(name: "Location") == path(ids[0]) + "?done=retried")
+            #expect(try await store.require(ids[0]).state == .available)
+            let shown = try await TestHTTPClient.send(.GET, port: port, path: path(ids[0]) + "?done=retried")
+            #expect(shown.body.contains("Retried: the job is available again"))
+
+            let cancelled = try await TestHTTPClient.send(.POST, port: port, path: path(ids[1]) + "/cancel", headers: own, form: [("reason", "wrong audience")])
+            #expect(cancelled.headers.first(name: "Location") == path(ids[1]) + "?done=cancelled")
+            let record = try await store.require(ids[1])
+            #expect(record.state == .cancelled && record.cancelReason == "wrong audience" && record.cancelledBy == "web")
+            let again = try await TestHTTPClient.send(.POST, port: port, path: path(ids[1]) + "/discard", headers: own)
+            #expect(again.headers.first(name: "Location") == path(ids[1]) + "?done=nothing", "a cancelled job cannot be discarded")
+
+            #expect(try await TestHTTPClient.send(.POST, port: port, path: "/queues/later/pause", headers: own).status == .seeOther)
+            #expect(try await store.pausedQueues().map(\.queue) == ["later"])
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/").body.contains("paused by web"))
+            _ = try await TestHTTPClient.send(.POST, port: port, path: "/queues/later/resume", headers: own)
+            #expect(try await store.pausedQueues().isEmpty)
+            #expect(try await TestHTTPClient.send(.POST, port: port, path: "/queues/Bad%20Name/pause", headers: own).status == .badRequest)
+        }
+    }
+
+    @Test("with a token every page but /healthz asks for it; the bearer header and the login cookie pass")
+    func token() async throws {
+        let token = "s3cret-token-0123456789"
+        try await Self.withDashboard(token: token) { port, store, _ in
+            let id = try await store.insert([NewJob(kind: "k")]).inserted[0]
+            try await Self.dead(id, message: "no", store: store)
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/").headers.first(name: "Location") == "/login")
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/metrics").status == .unauthorized)
+            let health = try await TestHTTPClient.send(.GET, port: port, path: "/healthz")
+            #expect(health.status == .ok && health.body == "ok\n")
+            let bearer = [("Authorization", "Bearer \(token)")]
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/", headers: bearer).status == .ok)
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/", headers: [("Authorization", "Bearer nope")]).status == .seeOther)
+
+            #expect(try await TestHTTPClient.send(.POST, port: port, path: "/login", form: [("token", "guess")]).status == .unauthorized)
+            let login = try await TestHTTPClient.send(.POST, port: port, path: "/login", form: [("token", token)])
+            let cookie = try #require(login.headers.first(name: "Set-Cookie"))
+            #expect(login.status == .seeOther && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            let session = [("Cookie", String(cookie.split(separator: ";")[0]))]
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/jobs", headers: session).status == .ok)
+
+            let path = "/jobs/\(id.uuidString.lowercased())/retry"
+            let forged = try await TestHTTPClient.send(.POST, port: port, path: path, headers: session + [("Origin", "https://evil.example")])
+            let stillDead = try await store.require(id).state
+            #expect(forged.status == .forbidden && stillDead == .dead)
+            #expect(try await TestHTTPClient.send(.POST, port: port, path: path, headers: bearer).status == .seeOther, "scripts use the bearer token")
+            #expect(try await store.require(id).state == .available)
+        }
+    }
+
+    @Test("/metrics adds each queue's jobs by state and oldest wait to the process's own metrics")
+    func metrics() async throws {
+        try await Self.withDashboard { port, store, _ in
+            _ = try await store.insert([NewJob(kind: "k"), NewJob(kind: "k"), NewJob(kind: "k", queue: "mail")])
+            let metrics = try await TestHTTPClient.send(.GET, port: port, path: "/metrics")
+            #expect(metrics.status == .ok && metrics.headers.first(name: "Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
+            #expect(metrics.body.contains(#"conveyor_queue_jobs{queue="default",state="available"} 2"#))
+            #expect(metrics.body.contains(#"conveyor_queue_jobs{queue="mail",state="available"} 1"#))
+            #expect(metrics.body.contains(#"conveyor_queue_oldest_wait_seconds{queue="default"} "#))
+        }
+    }
+
+    @Test("a request's path, query and form are percent-decoded")
+    func parsing() {
+        let request = HTTPRequest(method: .POST, uri: "/jobs/a%2Fb?kind=ml.retrain&state=dead&x", body: Array("reason=wrong+audience%21&by=".utf8))
+        #expect(request.path == "/jobs/a/b" && request.segments == ["jobs", "a", "b"])
+        #expect(request.query == ["kind": "ml.retrain", "state": "dead", "x": ""])
+        #expect(request.form == ["reason": "wrong audience!", "by": ""])
+        #expect(HTTPRequest(method: .GET, uri: "/%zz%4").path == "/%zz%4", "malformed escapes stay as written")
+    }
+}
