@@ -14,7 +14,7 @@ struct WebCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "HOST:PORT to listen on (env: CONVEYOR_WEB_ADDRESS; default 127.0.0.1:8080).")
+    @Option(help: "HOST[:PORT] to listen on; without a port, $PORT as Procfile platforms set it, else 8080 (env: CONVEYOR_WEB_ADDRESS; default 127.0.0.1).")
     var address: String?
 
     @Option(help: "Access token every page but /healthz asks for (env: CONVEYOR_WEB_TOKEN; required unless listening on loopback).")
@@ -22,7 +22,7 @@ struct WebCommand: AsyncParsableCommand {
 
     func run() async throws {
         let setting = address == nil ? "CONVEYOR_WEB_ADDRESS" : "--address"
-        let (host, port) = try Settings.address(address, env: "CONVEYOR_WEB_ADDRESS", flagName: "--address") ?? ("127.0.0.1", 8080)
+        let (host, port) = try listenAddress(setting: setting)
         let token = Settings.string(token, env: "CONVEYOR_WEB_TOKEN")
         if let token, token.utf8.count < 16 {
             throw CommandError.configuration(
@@ -44,5 +44,18 @@ struct WebCommand: AsyncParsableCommand {
                 metadata: ["url": "http://\(server.address)/", "port": "\(server.port.map(String.init) ?? "?")", "token": "\(token == nil ? "none (loopback)" : "required")"])
             try await ServiceRunner.run([server], logger: logger)
         }
+    }
+
+    /// `HOST:PORT`, or `HOST` alone with the port from `PORT` (Heroku-style platforms, foreman) or 8080.
+    private func listenAddress(setting: String) throws -> (host: String, port: Int) {
+        let text = Settings.string(address, env: "CONVEYOR_WEB_ADDRESS") ?? "127.0.0.1"
+        let hasPort = text.hasPrefix("[") ? text.contains("]:") : text.filter { $0 == ":" }.count == 1
+        if hasPort, let address = try Settings.address(text, env: "CONVEYOR_WEB_ADDRESS", flagName: setting) { return address }
+        let host = text.hasPrefix("[") && text.hasSuffix("]") ? String(text.dropFirst().dropLast()) : text
+        guard let portText = Settings.string(nil, env: "PORT") else { return (host, 8080) }
+        guard let port = Int(portText), (0...65_535).contains(port) else {
+            throw CommandError.configuration(setting: "PORT", reason: "'\(portText)' is not a port from 0 to 65535")
+        }
+        return (host, port)
     }
 }

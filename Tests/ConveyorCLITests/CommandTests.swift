@@ -129,6 +129,28 @@ struct CommandTests {
         }
     }
 
+    @Test("conveyor web serves the dashboard and its health check, and stops cleanly on SIGTERM")
+    func web() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let id = try await store.insert([NewJob(kind: "conveyor.noop", queue: "mail")]).inserted[0]
+            let web = try RunningProcess(
+                ["web", "--address", "127.0.0.1:0"], environment: ["DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "info"])
+            await web.waitFor("dashboard listening")
+            let port = try #require(web.output.firstMatch(of: /port=(\d+) .*dashboard listening/)?.1)
+            let get = { (path: String) in
+                try await ConveyorProcess.tool(
+                    ["python3", "-c", Self.httpGet, "http://127.0.0.1:\(port)\(path)"], environment: ConveyorProcess.environment([:]))
+            }
+            let page = try await get("/jobs?queue=mail")
+            #expect(page.stdout.hasPrefix("200 text/html") && page.stdout.contains(id.uuidString.lowercased()), "\(page.stdout)\(page.stderr)")
+            #expect(try await get("/healthz").stdout == "200 text/plain; charset=utf-8\nok\n")
+            #expect(try await get("/metrics").stdout.contains(#"conveyor_queue_jobs{queue="mail",state="available"} 1"#))
+            web.signal(SIGTERM)
+            #expect(await web.exitStatus() == 0, "\(web.output)")
+        }
+    }
+
     /// Prints the status, the content type and the body of a GET (HTTP errors included).
     private static let httpGet = """
         import sys, urllib.request, urllib.error
