@@ -89,7 +89,7 @@ extension Dashboard {
             ["\(error.attempt)", HTML.time(error.at), HTML.escape(error.kind.rawValue), "<pre>\(HTML.escape(error.message))</pre>"]
         }
         let body = """
-            <table>\(fields.map { "<tr><th>\($0.0)</th><td>\($0.1)</td></tr>" }.joined())</table>
+            <table class="fields">\(fields.map { "<tr><th>\($0.0)</th><td>\($0.1)</td></tr>" }.joined())</table>
             <p>\(actions.joined(separator: " "))</p>
             <h2>Args</h2><pre>\(HTML.escape(Self.pretty(job.args)))</pre>
             <h2>Errors</h2>\(errors.isEmpty ? "<p>None.</p>" : HTML.table(["Attempt", "At", "Failure", "Message"], errors))

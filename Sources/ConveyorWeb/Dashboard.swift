@@ -114,9 +114,11 @@ public struct Dashboard: Sendable {
         return false
     }
 
-    /// Whether a `POST` came from a page of this host (browsers send `Origin` on form posts).
+    /// Whether a `POST` came from a page of this host (browsers send `Origin` on form posts). Behind a
+    /// proxy that rewrites `Host`, the public host is its `X-Forwarded-Host` (a cross-site form cannot
+    /// set that header).
     private func fromOwnPage(_ request: HTTPRequest) -> Bool {
-        guard let host = request.headers.first(name: "Host") else { return false }
+        guard let host = request.headers.first(name: "X-Forwarded-Host") ?? request.headers.first(name: "Host") else { return false }
         guard let source = request.headers.first(name: "Origin") ?? request.headers.first(name: "Referer"),
             let components = URLComponents(string: source), let sourceHost = components.host
         else { return false }

@@ -64,7 +64,7 @@ enum HTML {
         main{padding:1rem 1.2rem;max-width:1200px}
         table{border-collapse:collapse;width:100%;background:#fff;margin:.6rem 0}
         th,td{border-bottom:1px solid #e3e6eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
-        th{background:#eef0f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+        th{background:#eef0f4;font-weight:600}table.fields th{width:12rem}td.num{text-align:right;font-variant-numeric:tabular-nums}
         pre{background:#fff;border:1px solid #e3e6eb;padding:.6rem;overflow:auto;max-height:30rem}
         .inline{display:inline}button{cursor:pointer}button.danger{color:#a40000}
         .flash{background:#e7f5e9;border:1px solid #9ccc9f;padding:.4rem .7rem}

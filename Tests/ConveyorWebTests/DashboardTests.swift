@@ -83,6 +83,9 @@ struct DashboardTests {
             _ = try await TestHTTPClient.send(.POST, port: port, path: "/queues/later/resume", headers: own)
             #expect(try await store.pausedQueues().isEmpty)
             #expect(try await TestHTTPClient.send(.POST, port: port, path: "/queues/Bad%20Name/pause", headers: own).status == .badRequest)
+            // Behind a proxy that rewrites Host, the public host comes in X-Forwarded-Host.
+            let proxied = [("Origin", "https://conveyor.example.com"), ("X-Forwarded-Host", "conveyor.example.com")]
+            #expect(try await TestHTTPClient.send(.POST, port: port, path: "/queues/later/pause", headers: proxied).status == .seeOther)
         }
     }
 
