@@ -1,5 +1,5 @@
 public import Logging
-public import NIOCore
+import NIOCore
 import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
@@ -16,14 +16,19 @@ public struct HTTPServer: Service {
     let handler: @Sendable (HTTPRequest) async -> HTTPResponse
     let logger: Logger
 
-    /// Listens on `host:port` (port 0: any free one; see ``port``); throws when it cannot bind.
+    /// Listens on `host:port` (port 0: any free one; see ``port``); throws when it cannot bind. A
+    /// connection that sends nothing for `idleTimeout` (default 60 s) is closed, so clients cannot hold
+    /// connections open forever.
     public static func bind(
-        host: String, port: Int, logger: Logger, handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
+        host: String, port: Int, idleTimeout: Duration = .seconds(60), logger: Logger,
+        handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
     ) async throws -> HTTPServer {
+        let idle = TimeAmount.nanoseconds(idleTimeout.components.seconds * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(IdleStateHandler(readTimeout: idle), CloseOnIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     return try Connection(wrappingChannelSynchronously: channel)
                 }
@@ -98,6 +103,19 @@ public struct HTTPServer: Service {
             }
         } catch {
             if !Task.isCancelled { logger.debug("HTTP connection ended", metadata: ["error": "\(error)"]) }
+        }
+    }
+}
+
+/// Closes a connection when `IdleStateHandler` reports it idle.
+private final class CloseOnIdle: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

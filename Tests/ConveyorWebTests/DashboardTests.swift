@@ -4,11 +4,13 @@ import ConveyorTestSupport
 import ConveyorWeb
 import ConveyorWorker
 import Foundation
+import NIOCore
 import NIOHTTP1
+import NIOPosix
 import PostgresNIO
 import Testing
 
-@Suite("Dashboard over HTTP")
+@Suite("Dashboard over HTTP", .timeLimit(.minutes(1)))
 struct DashboardTests {
     /// Serves a dashboard on a free loopback port over a fresh database for `body`.
     static func withDashboard<T: Sendable>(
@@ -128,6 +130,26 @@ struct DashboardTests {
             #expect(metrics.body.contains(#"conveyor_queue_jobs{queue="default",state="available"} 2"#))
             #expect(metrics.body.contains(#"conveyor_queue_jobs{queue="mail",state="available"} 1"#))
             #expect(metrics.body.contains(#"conveyor_queue_oldest_wait_seconds{queue="default"} "#))
+        }
+    }
+
+    @Test("a connection that sends nothing is closed after the idle timeout")
+    func idleConnection() async throws {
+        let server = try await HTTPServer.bind(host: "127.0.0.1", port: 0, idleTimeout: .milliseconds(200), logger: TestDatabase.logger) { _ in
+            .text("ok\n")
+        }
+        let port = try #require(server.port)
+        try await withRunningServices([server], logger: TestDatabase.logger) { _ in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port) {
+                channel in channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+            // The server closes it: the inbound stream ends without a byte.
+            let received = try await channel.executeThenClose { inbound, _ in
+                var count = 0
+                for try await buffer in inbound { count += buffer.readableBytes }
+                return count
+            }
+            #expect(received == 0)
         }
     }
 
