@@ -17,7 +17,7 @@ struct WebCommand: AsyncParsableCommand {
     @Option(help: "HOST[:PORT] to listen on; without a port, $PORT as Procfile platforms set it, else 8080 (env: CONVEYOR_WEB_ADDRESS; default 127.0.0.1).")
     var address: String?
 
-    @Option(help: "Access token every page but /healthz asks for (env: CONVEYOR_WEB_TOKEN; required unless listening on loopback).")
+    @Option(help: "Access token every page but /healthz asks for; prefer the variable, flags show in ps (env: CONVEYOR_WEB_TOKEN; required unless listening on loopback).")
     var token: String?
 
     func run() async throws {
