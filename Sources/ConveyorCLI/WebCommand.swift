@@ -49,6 +49,9 @@ struct WebCommand: AsyncParsableCommand {
     /// `HOST:PORT`, or `HOST` alone with the port from `PORT` (Heroku-style platforms, foreman) or 8080.
     private func listenAddress(setting: String) throws -> (host: String, port: Int) {
         let text = Settings.string(address, env: "CONVEYOR_WEB_ADDRESS") ?? "127.0.0.1"
+        if !text.isEmpty && text.allSatisfy(\.isNumber) {
+            throw CommandError.configuration(setting: setting, reason: "'\(text)' is not HOST[:PORT]; for that port on loopback write 127.0.0.1:\(text)")
+        }
         let hasPort = text.hasPrefix("[") ? text.contains("]:") : text.filter { $0 == ":" }.count == 1
         if hasPort, let address = try Settings.address(text, env: "CONVEYOR_WEB_ADDRESS", flagName: setting) { return address }
         let host = text.hasPrefix("[") && text.hasSuffix("]") ? String(text.dropFirst().dropLast()) : text

@@ -40,7 +40,7 @@ struct ConfigurationErrorTests {
     @Test("the dashboard needs a token beyond loopback, and a long one", arguments: [
         (["CONVEYOR_WEB_ADDRESS": "0.0.0.0:8080"], "conveyor: CONVEYOR_WEB_TOKEN: is not set: required to listen on 0.0.0.0, beyond loopback"),
         (["CONVEYOR_WEB_TOKEN": "short"], "conveyor: CONVEYOR_WEB_TOKEN: is 5 characters; use at least 16"),
-        (["CONVEYOR_WEB_ADDRESS": "8080"], "conveyor: CONVEYOR_WEB_ADDRESS: '8080' is not HOST:PORT"),
+        (["CONVEYOR_WEB_ADDRESS": "8080"], "conveyor: CONVEYOR_WEB_ADDRESS: '8080' is not HOST[:PORT]; for that port on loopback write 127.0.0.1:8080"),
     ])
     func badWebSettings(environment: [String: String], line: String) async throws {
         let result = try await ConveyorProcess.run(["web"], environment: environment.merging(["DATABASE_URL": "postgres://u@127.0.0.1:1/db"]) { a, _ in a })
