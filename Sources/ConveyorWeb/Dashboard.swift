@@ -131,8 +131,9 @@ public struct Dashboard: Sendable {
             return Self.loginPage(error: "That is not the token.", status: .unauthorized)
         }
         var response = HTTPResponse.redirect("/")
-        let value = HTML.query(token)
-        response.headers.add(name: "Set-Cookie", value: "\(Self.cookieName)=\(value); Path=/; HttpOnly; SameSite=Strict")
+        // Secure when the browser reached us over HTTPS (a TLS-terminating proxy says so).
+        let secure = request.headers.first(name: "X-Forwarded-Proto")?.lowercased() == "https" ? "; Secure" : ""
+        response.headers.add(name: "Set-Cookie", value: "\(Self.cookieName)=\(HTML.query(token)); Path=/; HttpOnly; SameSite=Strict\(secure)")
         return response
     }
 

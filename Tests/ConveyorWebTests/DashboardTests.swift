@@ -108,7 +108,9 @@ struct DashboardTests {
             #expect(try await TestHTTPClient.send(.POST, port: port, path: "/login", form: [("token", "guess")]).status == .unauthorized)
             let login = try await TestHTTPClient.send(.POST, port: port, path: "/login", form: [("token", token)])
             let cookie = try #require(login.headers.first(name: "Set-Cookie"))
-            #expect(login.status == .seeOther && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            #expect(login.status == .seeOther && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"))
+            let behindTLS = try await TestHTTPClient.send(.POST, port: port, path: "/login", headers: [("X-Forwarded-Proto", "https")], form: [("token", token)])
+            #expect(behindTLS.headers.first(name: "Set-Cookie")?.hasSuffix("; Secure") == true)
             let session = [("Cookie", String(cookie.split(separator: ";")[0]))]
             #expect(try await TestHTTPClient.send(.GET, port: port, path: "/jobs", headers: session).status == .ok)
 
