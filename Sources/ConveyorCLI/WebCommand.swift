@@ -32,12 +32,13 @@ struct WebCommand: AsyncParsableCommand {
             throw CommandError.configuration(
                 setting: "CONVEYOR_WEB_TOKEN", reason: "is not set: required to listen on \(host), beyond loopback (the dashboard can retry, discard and cancel jobs)")
         }
+        let schedules = try ScheduleSettings.schedules()
         let logger = Logger(label: "conveyor.web")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(MetricsOptions.factory(registry))
         try await database.withClient(logger: logger) { client in
             let dashboard = Dashboard(
-                store: PostgresJobStore(client: client), configuration: .init(token: token, registry: registry), logger: logger)
+                store: PostgresJobStore(client: client), configuration: .init(token: token, registry: registry, schedules: schedules), logger: logger)
             let server = try await Settings.listen(host: host, port: port, setting: setting, logger: logger) { await dashboard.respond(to: $0) }
             logger.notice(
                 "dashboard listening",

@@ -162,6 +162,30 @@ extension Dashboard {
         return .html(HTML.page("Quarantined envelope", body))
     }
 
+    func schedulesPage() async throws -> HTTPResponse {
+        let states = try await store.scheduleStates()
+        let now = store.now
+        let rows = configuration.schedules.map { schedule -> [String] in
+            let next = schedule.enabled ? schedule.cron.next(3, after: now, in: schedule.timeZone).map { RFC3339.format($0, in: schedule.timeZone) } : []
+            return [
+                HTML.escape(schedule.name), "<code>\(HTML.escape(schedule.cron.text))</code>", HTML.escape(schedule.timeZone.identifier),
+                "<a href=\"\(HTML.href("/jobs", [("kind", schedule.kind)]))\">\(HTML.escape(schedule.kind))</a>", HTML.escape(schedule.queue),
+                schedule.enabled ? "yes" : "off", states[schedule.name].map { HTML.escape(RFC3339.format($0, in: schedule.timeZone)) } ?? "–",
+                HTML.escape(next.joined(separator: "  ")),
+            ]
+        }
+        var leaders: [[String]] = []
+        for role in ["maintenance", "scheduler"] {
+            leaders.append([role, try await store.leader(role).map(HTML.escape) ?? "<span class=\"state-dead\">none: is a process of that role running?</span>"])
+        }
+        let body = """
+            \(configuration.schedules.isEmpty ? "<p>No schedules.</p>" : HTML.table(["Name", "Cron", "Zone", "Kind", "Queue", "Enabled", "Last slot", "Next"], rows))
+            <h2>Leaders</h2>\(HTML.table(["Role", "Held by"], leaders))
+            <p>Maintenance (rescue, pruning) runs on one worker or scheduler; only the scheduler leader emits.</p>
+            """
+        return .html(HTML.page("Schedules", body))
+    }
+
     /// Args indented for reading (as stored when they do not parse).
     static func pretty(_ args: String) -> String {
         guard let data = args.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data),

@@ -1,3 +1,4 @@
+public import ConveyorCore
 public import ConveyorPostgres
 import Foundation
 public import Logging
@@ -21,12 +22,17 @@ public struct Dashboard: Sendable {
         public var registry: PrometheusCollectorRegistry
         /// Rows per page of a listing. Default 50.
         public var pageSize: Int
+        /// The schedules in effect (declared in code, overridden by configuration), for `/schedules`. Default none.
+        public var schedules: [Schedule]
 
         /// Creates a configuration.
-        public init(token: String?, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), pageSize: Int = 50) {
+        public init(
+            token: String?, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), pageSize: Int = 50, schedules: [Schedule] = []
+        ) {
             self.token = token
             self.registry = registry
             self.pageSize = pageSize
+            self.schedules = schedules
         }
     }
 
@@ -87,6 +93,7 @@ public struct Dashboard: Sendable {
         case (.GET, 1, "rejected"): return try await rejectedPage(request.query)
         case (.GET, 2, "rejected"): return try await rejectedEnvelopePage(second)
         case (.GET, 1, "metrics"): return try await metrics()
+        case (.GET, 1, "schedules"): return try await schedulesPage()
         default: return .html(HTML.page("Not found", "<p>Nothing at \(HTML.escape(request.path)).</p>"), status: .notFound)
         }
     }

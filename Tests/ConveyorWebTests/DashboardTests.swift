@@ -14,11 +14,12 @@ import Testing
 struct DashboardTests {
     /// Serves a dashboard on a free loopback port over a fresh database for `body`.
     static func withDashboard<T: Sendable>(
-        token: String? = nil, _ body: @Sendable (_ port: Int, _ store: PostgresJobStore, _ client: PostgresClient) async throws -> T
+        token: String? = nil, schedules: [Schedule] = [], clock: (any ConveyorClock)? = nil,
+        _ body: @Sendable (_ port: Int, _ store: PostgresJobStore, _ client: PostgresClient) async throws -> T
     ) async throws -> T {
         try await TestDatabase.withFresh { client, _ in
-            let store = PostgresJobStore(client: client)
-            let dashboard = Dashboard(store: store, configuration: .init(token: token), logger: TestDatabase.logger)
+            let store = PostgresJobStore(client: client, clock: clock)
+            let dashboard = Dashboard(store: store, configuration: .init(token: token, schedules: schedules), logger: TestDatabase.logger)
             let server = try await HTTPServer.bind(host: "127.0.0.1", port: 0, logger: TestDatabase.logger) { await dashboard.respond(to: $0) }
             let port = try #require(server.port)
             return try await withRunningServices([server], logger: TestDatabase.logger) { _ in try await body(port, store, client) }
@@ -132,6 +133,21 @@ struct DashboardTests {
             #expect(metrics.body.contains(#"conveyor_queue_jobs{queue="default",state="available"} 2"#))
             #expect(metrics.body.contains(#"conveyor_queue_jobs{queue="mail",state="available"} 1"#))
             #expect(metrics.body.contains(#"conveyor_queue_oldest_wait_seconds{queue="default"} "#))
+        }
+    }
+
+    @Test("/schedules lists each schedule's last slot and next fire times, and who leads")
+    func schedules() async throws {
+        let clock = ManualClock(RFC3339.parse("2026-11-30T01:30:00Z")!)
+        let schedules = [try Schedule(name: "ml.retrain-check", cron: "0 2 * * *", kind: "ml.retrain", queue: "ml")]
+        try await Self.withDashboard(schedules: schedules, clock: clock) { port, store, _ in
+            #expect(try await store.acquireLeadership("maintenance", holder: "worker-a", ttl: .seconds(60)))
+            let page = try await TestHTTPClient.send(.GET, port: port, path: "/schedules")
+            #expect(page.status == .ok)
+            #expect(page.body.contains("ml.retrain-check") && page.body.contains("<code>0 2 * * *</code>"))
+            #expect(page.body.contains("2026-11-30T02:00:00Z  2026-12-01T02:00:00Z  2026-12-02T02:00:00Z"))
+            #expect(page.body.contains("<td>maintenance</td><td>worker-a</td>"))
+            #expect(page.body.contains("<td>scheduler</td><td><span class=\"state-dead\">none"))
         }
     }
 
