@@ -41,26 +41,8 @@ enum JobOutput {
         return lines.joined(separator: "\n")
     }
 
-    /// One JSON object per job; `args` is embedded as JSON, times are RFC 3339.
-    static func json(_ job: JobRecord) -> String {
-        var object: [String: Any] = [
-            "id": job.id.uuidString.lowercased(), "seq": job.seq, "state": job.state.rawValue, "kind": job.kind, "queue": job.queue,
-            "priority": job.priority, "attempt": job.attempt, "max_attempts": job.maxAttempts,
-            "run_at": RFC3339.format(job.runAt), "inserted_at": RFC3339.format(job.insertedAt), "tags": job.tags,
-            "errors": job.errors.map {
-                ["attempt": $0.attempt, "at": RFC3339.format($0.at), "message": $0.message, "kind": $0.kind.rawValue] as [String: Any]
-            },
-        ]
-        object["args"] = (try? JSONSerialization.jsonObject(with: Data(job.args.utf8))) ?? job.args
-        if let value = job.attemptedAt { object["attempted_at"] = RFC3339.format(value) }
-        if let value = job.finishedAt { object["finished_at"] = RFC3339.format(value) }
-        if let value = job.enqueuedAt { object["enqueued_at"] = RFC3339.format(value) }
-        if let value = job.lockedBy { object["locked_by"] = value }
-        if let value = job.uniqueKey { object["unique_key"] = value }
-        if let value = job.cancelReason { object["cancel_reason"] = value }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    /// One JSON object per job (``JobRecord/json``).
+    static func json(_ job: JobRecord) -> String { job.json }
 }
 
 /// Left-aligned columns separated by two spaces.

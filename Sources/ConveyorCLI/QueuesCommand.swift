@@ -61,32 +61,21 @@ extension QueuesCommand {
     @Flag(help: "Print JSON lines, one queue per line.") var json = false
 
     func run() async throws {
-        let (stats, pauses) = try await database.withClient(logger: Logger(label: "conveyor.queues")) { client in
-            let store = PostgresJobStore(client: client)
-            return (try await store.queueStatistics(), try await store.pausedQueues())
+        let queues = try await database.withClient(logger: Logger(label: "conveyor.queues")) { client in
+            try await PostgresJobStore(client: client).queueSummaries()
         }
-        let paused = Dictionary(uniqueKeysWithValues: pauses.map { ($0.queue, $0) })
-        var queues = Dictionary(grouping: stats, by: \.queue)
-        for pause in pauses where queues[pause.queue] == nil { queues[pause.queue] = [] }
-        let sorted = queues.sorted { $0.key < $1.key }
         if json {
-            for (queue, rows) in sorted {
-                var object: [String: Any] = ["queue": queue, "paused": paused[queue] != nil]
-                for state in JobState.allCases { object[state.rawValue] = rows.first { $0.state == state }?.count ?? 0 }
-                object["oldest_wait_seconds"] = rows.first { $0.state == .available }?.oldestWaitSeconds ?? 0
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-            }
+            for queue in queues { print(queue.json) }
             return
         }
         var table = [["QUEUE"] + JobState.allCases.map { $0.rawValue.uppercased() } + ["OLDEST WAIT", "PAUSED"]]
-        for (queue, rows) in sorted {
-            let counts = JobState.allCases.map { state in String(rows.first { $0.state == state }?.count ?? 0) }
-            let wait = rows.first { $0.state == .available }?.oldestWaitSeconds.map { String(format: "%.1fs", $0) } ?? "-"
-            let pause = paused[queue].map { "since \(RFC3339.format($0.pausedAt)) by \($0.pausedBy)" } ?? "-"
-            table.append([queue] + counts + [wait, pause])
+        for queue in queues {
+            let counts = JobState.allCases.map { String(queue.counts[$0] ?? 0) }
+            let wait = queue.oldestWaitSeconds.map { String(format: "%.1fs", $0) } ?? "-"
+            let pause = queue.pause.map { "since \(RFC3339.format($0.pausedAt)) by \($0.pausedBy)" } ?? "-"
+            table.append([queue.queue] + counts + [wait, pause])
         }
-        print(sorted.isEmpty ? "no jobs" : TextTable.render(table))
+        print(queues.isEmpty ? "no jobs" : TextTable.render(table))
     }
   }
 }

@@ -16,23 +16,20 @@ extension Dashboard {
     ]
 
     func queuesPage(flash: String?) async throws -> HTTPResponse {
-        let statistics = try await store.queueStatistics()
-        let paused = Dictionary(uniqueKeysWithValues: try await store.pausedQueues().map { ($0.queue, $0) })
-        let queues = Set(statistics.map(\.queue)).union(paused.keys).sorted()
-        let states = JobState.allCases
-        let rows = queues.map { queue -> [String] in
-            let mine = statistics.filter { $0.queue == queue }
-            let counts = states.map { state -> String in
-                let count = mine.first { $0.state == state }?.count ?? 0
+        let queues = try await store.queueSummaries()
+        let rows = queues.map { summary -> [String] in
+            let queue = summary.queue
+            let counts = JobState.allCases.map { state -> String in
+                let count = summary.counts[state] ?? 0
                 return count == 0 ? "0" : "<a href=\"\(HTML.href("/jobs", [("queue", queue), ("state", state.rawValue)]))\">\(count)</a>"
             }
-            let oldest = mine.compactMap(\.oldestWaitSeconds).max().map { Duration.seconds($0).readable } ?? "–"
-            let pause = paused[queue].map { pause in
+            let oldest = summary.oldestWaitSeconds.map { Duration.seconds($0).readable } ?? "–"
+            let pause = summary.pause.map { pause in
                 "paused by \(HTML.escape(pause.pausedBy)) " + HTML.button("Resume", action: "/queues/\(HTML.query(queue))/resume")
             } ?? HTML.button("Pause", action: "/queues/\(HTML.query(queue))/pause")
             return ["<a href=\"\(HTML.href("/jobs", [("queue", queue)]))\">\(HTML.escape(queue))</a>"] + counts + [HTML.escape(oldest), pause]
         }
-        let table = HTML.table(["Queue"] + states.map(\.rawValue) + ["Oldest wait", ""], rows)
+        let table = HTML.table(["Queue"] + JobState.allCases.map(\.rawValue) + ["Oldest wait", ""], rows)
         return .html(HTML.page("Queues", queues.isEmpty ? "<p>No jobs yet.</p>" : table, flash: flash.flatMap { Self.outcomes[$0] }))
     }
 

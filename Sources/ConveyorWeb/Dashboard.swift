@@ -63,7 +63,7 @@ public struct Dashboard: Sendable {
         }
         let bearer = hasValidBearer(request)
         guard bearer || hasValidCookie(request) else {
-            if request.path == "/metrics" || request.method != .GET {
+            if request.path == "/metrics" || request.path.hasPrefix("/api/") || request.method != .GET {
                 return HTTPResponse(status: .unauthorized, headers: ["WWW-Authenticate": "Bearer"], body: Array("token required\n".utf8))
             }
             return .redirect("/login")
@@ -94,6 +94,9 @@ public struct Dashboard: Sendable {
         case (.GET, 2, "rejected"): return try await rejectedEnvelopePage(second)
         case (.GET, 1, "metrics"): return try await metrics()
         case (.GET, 1, "schedules"): return try await schedulesPage()
+        case (.GET, 2, "api") where second == "queues": return try await apiQueues()
+        case (.GET, 2, "api") where second == "jobs": return try await apiJobs(request.query)
+        case (.GET, 3, "api") where second == "jobs": return try await apiJob(third)
         default: return .html(HTML.page("Not found", "<p>Nothing at \(HTML.escape(request.path)).</p>"), status: .notFound)
         }
     }

@@ -136,6 +136,37 @@ struct DashboardTests {
         }
     }
 
+    @Test("the JSON API returns queues, filtered jobs and one job as the CLI prints them; with a token it answers 401, not a login page")
+    func api() async throws {
+        let token = "api-token-0123456789abcdef"
+        try await Self.withDashboard(token: token) { port, store, _ in
+            let ids = try await store.insert([NewJob(kind: "video.render", args: #"{"scene": 7}"#), NewJob(kind: "k"), NewJob(kind: "k", queue: "mail")]).inserted
+            try await Self.dead(ids[0], message: "ffmpeg exited 1", store: store)
+            let bearer = [("Authorization", "Bearer \(token)")]
+            let get = { (path: String) in try await TestHTTPClient.send(.GET, port: port, path: path, headers: bearer) }
+            let decode = { (body: String) in try JSONSerialization.jsonObject(with: Data(body.utf8)) }
+
+            let queues = try #require(try decode(try await get("/api/queues").body) as? [[String: Any]])
+            #expect(queues.map { $0["queue"] as? String } == ["default", "mail"])
+            #expect(queues[0]["available"] as? Int == 1 && queues[0]["dead"] as? Int == 1 && queues[0]["paused"] as? Bool == false)
+
+            let dead = try #require(try decode(try await get("/api/jobs?state=dead").body) as? [[String: Any]])
+            #expect(dead.map { $0["id"] as? String } == [ids[0].uuidString.lowercased()])
+            let response = try await get("/api/jobs/\(ids[0].uuidString.lowercased())")
+            #expect(response.status == .ok && response.headers.first(name: "Content-Type") == "application/json")
+            let job = try #require(try decode(response.body) as? [String: Any])
+            #expect(job["state"] as? String == "dead" && (job["args"] as? [String: Any])?["scene"] as? Int == 7)
+            #expect((job["errors"] as? [[String: Any]])?.first?["message"] as? String == "ffmpeg exited 1")
+            let limited = try #require(try decode(try await get("/api/jobs?limit=1").body) as? [[String: Any]])
+            #expect(limited.count == 1)
+
+            #expect(try await get("/api/jobs/\(UUID())").status == .notFound)
+            let bad = try await get("/api/jobs?state=nope")
+            #expect(bad.status == .badRequest && bad.body.contains("state nope is not one of"))
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/api/queues").status == .unauthorized)
+        }
+    }
+
     @Test("/schedules lists each schedule's last slot and next fire times, and who leads")
     func schedules() async throws {
         let clock = ManualClock(RFC3339.parse("2026-11-30T01:30:00Z")!)
