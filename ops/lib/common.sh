@@ -58,10 +58,11 @@ pg_user_run() {
   fi
 }
 
-# start_postgres DIR PORT: initialises DIR if needed and starts a server on 127.0.0.1:PORT with a
-# trust-authenticated `conveyor` superuser and a `conveyor` database. Reuses a running server.
+# start_postgres DIR PORT [OPTIONS]: initialises DIR if needed and starts a server on 127.0.0.1:PORT
+# with a trust-authenticated `conveyor` superuser and a `conveyor` database, passing OPTIONS (e.g.
+# "-c fsync=off") to the server. Reuses a running server.
 start_postgres() {
-  local dir="$1" port="$2" bin
+  local dir="$1" port="$2" extra="${3:-}" bin
   bin=$(pg_bindir) || die "PostgreSQL binaries not found under /usr/lib/postgresql"
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir" 2>/dev/null
@@ -73,7 +74,7 @@ start_postgres() {
     log "PostgreSQL already running in $dir"
   else
     pg_user_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
+      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300 -c shared_buffers=256MB $extra" >/dev/null \
       || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start (log: $dir/postgres.log)"; }
   fi
   if ! psql -h 127.0.0.1 -p "$port" -U conveyor -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='conveyor'" | grep -q 1; then
