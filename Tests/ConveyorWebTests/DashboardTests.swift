@@ -54,6 +54,20 @@ struct DashboardTests {
         }
     }
 
+    @Test("quarantined envelopes are shown escaped, and as hex when they are not UTF-8")
+    func rejected() async throws {
+        try await Self.withDashboard { port, store, _ in
+            let hostile = Rejection(id: UUID(), payload: Data(#"<img src=x onerror=alert(1)>"#.utf8), reason: "envelope is not valid JSON", source: "test")
+            let binary = Rejection(id: UUID(), payload: Data([0xC3, 0x28, 0x3C]), reason: "envelope is not valid UTF-8", source: "test")
+            _ = try await store.ingest(jobs: [], rejected: [hostile, binary], maxAttempts: { _ in 1 })
+            let list = try await TestHTTPClient.send(.GET, port: port, path: "/rejected")
+            #expect(list.body.contains(hostile.id.uuidString.lowercased()) && list.body.contains("envelope is not valid UTF-8"))
+            let shown = try await TestHTTPClient.send(.GET, port: port, path: "/rejected/\(hostile.id.uuidString.lowercased())")
+            #expect(shown.body.contains("&lt;img src=x onerror=alert(1)&gt;") && !shown.body.contains("<img"))
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/rejected/\(binary.id.uuidString.lowercased())").body.contains("c3 28 3c"))
+        }
+    }
+
     @Test("actions from the dashboard's own pages retry, discard, cancel, pause and resume; from another origin they are refused")
     func actions() async throws {
         try await Self.withDashboard { port, store, _ in
