@@ -167,8 +167,9 @@ extension Dashboard {
             return [
                 HTML.escape(schedule.name), "<code>\(HTML.escape(schedule.cron.text))</code>", HTML.escape(schedule.timeZone.identifier),
                 "<a href=\"\(HTML.href("/jobs", [("kind", schedule.kind)]))\">\(HTML.escape(schedule.kind))</a>", HTML.escape(schedule.queue),
-                schedule.enabled ? "yes" : "off", states[schedule.name].map { HTML.escape(RFC3339.format($0, in: schedule.timeZone)) } ?? "–",
-                HTML.escape(next.joined(separator: "  ")),
+                schedule.enabled ? "yes" : "off",
+                states[schedule.name].map { "<span class=\"nowrap\">\(HTML.escape(RFC3339.format($0, in: schedule.timeZone)))</span>" } ?? "–",
+                next.map { "<span class=\"nowrap\">\(HTML.escape($0))</span>" }.joined(separator: "<br>"),
             ]
         }
         var leaders: [[String]] = []

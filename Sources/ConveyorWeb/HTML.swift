@@ -69,7 +69,7 @@ enum HTML {
         .inline{display:inline}button{cursor:pointer}button.danger{color:#a40000}
         .flash{background:#e7f5e9;border:1px solid #9ccc9f;padding:.4rem .7rem}
         .state-dead{color:#a40000}.state-running{color:#0b5cad}.state-completed{color:#2d7a32}
-        code{font-size:12px}
+        code{font-size:12px;white-space:nowrap}.nowrap{white-space:nowrap}
         </style></head><body>
         <header><b>Conveyor</b><a href="/">Queues</a><a href="/jobs">Jobs</a><a href="/jobs?state=dead">Dead</a><a href="/rejected">Rejected</a><a href="/schedules">Schedules</a><a href="/metrics">Metrics</a></header>
         <main><h1>\(escape(title))</h1>

@@ -190,7 +190,7 @@ struct DashboardTests {
             let page = try await TestHTTPClient.send(.GET, port: port, path: "/schedules")
             #expect(page.status == .ok)
             #expect(page.body.contains("ml.retrain-check") && page.body.contains("<code>0 2 * * *</code>"))
-            #expect(page.body.contains("2026-11-30T02:00:00Z  2026-12-01T02:00:00Z  2026-12-02T02:00:00Z"))
+            #expect(page.body.contains(#"2026-11-30T02:00:00Z</span><br><span class="nowrap">2026-12-01T02:00:00Z</span><br><span class="nowrap">2026-12-02T02:00:00Z"#))
             #expect(page.body.contains("<td>maintenance</td><td>worker-a</td>"))
             #expect(page.body.contains("<td>scheduler</td><td><span class=\"state-dead\">none"))
         }
