@@ -73,14 +73,14 @@ struct SchedulesCommand: AsyncParsableCommand {
             let last = states[schedule.name].map { RFC3339.format($0, in: schedule.timeZone) }
             if json {
                 let object: [String: Any] = [
-                    "name": schedule.name, "cron": schedule.cron.text, "tz": schedule.timeZone.identifier, "kind": schedule.kind,
+                    "name": schedule.name, "cron": schedule.cron.text, "tz": schedule.zoneName, "kind": schedule.kind,
                     "queue": schedule.queue, "enabled": schedule.enabled, "last": last ?? NSNull(), "next": next,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 table.append([
-                    schedule.name, schedule.cron.text, schedule.timeZone.identifier, schedule.kind, schedule.queue,
+                    schedule.name, schedule.cron.text, schedule.zoneName, schedule.kind, schedule.queue,
                     schedule.enabled ? "yes" : "no", last ?? "-", next.joined(separator: " "),
                 ])
             }

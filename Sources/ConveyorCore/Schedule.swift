@@ -24,6 +24,9 @@ public struct Schedule: Sendable, Equatable {
     public var catchUp: CatchUp
     public var enabled: Bool
 
+    /// The zone's name for listings: `UTC` for UTC, which Foundation on Linux names `GMT` (the same clock).
+    public var zoneName: String { timeZone.identifier == "GMT" ? "UTC" : timeZone.identifier }
+
     /// Creates a schedule; throws when the expression or zone is invalid.
     public init(
         name: String, cron: String, timeZone: String = "UTC", kind: String, args: String = "{}", queue: String = "default",

@@ -165,7 +165,7 @@ extension Dashboard {
         let rows = configuration.schedules.map { schedule -> [String] in
             let next = schedule.enabled ? schedule.cron.next(3, after: now, in: schedule.timeZone).map { RFC3339.format($0, in: schedule.timeZone) } : []
             return [
-                HTML.escape(schedule.name), "<code>\(HTML.escape(schedule.cron.text))</code>", HTML.escape(schedule.timeZone.identifier),
+                HTML.escape(schedule.name), "<code>\(HTML.escape(schedule.cron.text))</code>", HTML.escape(schedule.zoneName),
                 "<a href=\"\(HTML.href("/jobs", [("kind", schedule.kind)]))\">\(HTML.escape(schedule.kind))</a>", HTML.escape(schedule.queue),
                 schedule.enabled ? "yes" : "off",
                 states[schedule.name].map { "<span class=\"nowrap\">\(HTML.escape(RFC3339.format($0, in: schedule.timeZone)))</span>" } ?? "–",

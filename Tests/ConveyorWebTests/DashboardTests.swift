@@ -189,7 +189,7 @@ struct DashboardTests {
             #expect(try await store.acquireLeadership("maintenance", holder: "worker-a", ttl: .seconds(60)))
             let page = try await TestHTTPClient.send(.GET, port: port, path: "/schedules")
             #expect(page.status == .ok)
-            #expect(page.body.contains("ml.retrain-check") && page.body.contains("<code>0 2 * * *</code>"))
+            #expect(page.body.contains("ml.retrain-check") && page.body.contains("<code>0 2 * * *</code></td><td>UTC</td>"))
             #expect(page.body.contains(#"2026-11-30T02:00:00Z</span><br><span class="nowrap">2026-12-01T02:00:00Z</span><br><span class="nowrap">2026-12-02T02:00:00Z"#))
             #expect(page.body.contains("<td>maintenance</td><td>worker-a</td>"))
             #expect(page.body.contains("<td>scheduler</td><td><span class=\"state-dead\">none"))
