@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // SHA-256 of quarantined envelopes; already built for PostgresNIO, so it adds no build time.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Pure types: job record, state machine, retry policy, handler protocols. No I/O.
@@ -41,6 +43,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -55,6 +58,7 @@ let package = Package(
             name: "ConveyorIngress",
             dependencies: [
                 "ConveyorCore", "ConveyorPostgres", "ConveyorRedis",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -144,6 +148,13 @@ let package = Package(
             dependencies: ["ConveyorCLI"],
             swiftSettings: strict
         ),
+        // A `conveyor` with test-only kinds (`test.abort` traps its process), built like a service's own
+        // executable would be; the CLI tests run it.
+        .executableTarget(
+            name: "conveyor-test-worker",
+            dependencies: ["ConveyorCLI", "ConveyorCore"],
+            path: "Tests/ConveyorTestWorker"
+        ),
         .target(
             name: "ConveyorTestSupport",
             dependencies: [
@@ -179,7 +190,7 @@ let package = Package(
         ),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
-        .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport"]),
+        .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport", "conveyor-test-worker"]),
         .testTarget(
             name: "ConveyorWebTests",
             dependencies: [

@@ -1,4 +1,5 @@
 public import ArgumentParser
+public import ConveyorCore
 import Foundation
 import Logging
 
@@ -20,6 +21,12 @@ public struct ConveyorCommand: AsyncParsableCommand {
 
     public init() {}
 
+    /// Parses the arguments and runs the command with the stock kinds plus those `kinds` registers (an
+    /// executable of your own with your handlers); errors become one line on stderr and an exit status.
+    public static func start(arguments: [String]? = nil, kinds: @escaping @Sendable (inout HandlerRegistry) -> Void) async {
+        await ConveyorKinds.$extra.withValue(kinds) { await start(arguments: arguments) }
+    }
+
     /// Parses the arguments and runs the command; errors become one line on stderr and an exit status.
     public static func start(arguments: [String]? = nil) async {
         do {
@@ -39,13 +46,30 @@ public struct ConveyorCommand: AsyncParsableCommand {
 
     /// Installs the log handler at `CONVEYOR_LOG_LEVEL` (default `info`): on stdout, or on stderr when the
     /// command prints `--json`, so a warning logged meanwhile cannot corrupt what scripts parse.
+    /// An unknown level stops the process with one line naming the setting (exit 78).
     public static func bootstrapLogging(arguments: [String] = CommandLine.arguments) {
-        let level = ProcessInfo.processInfo.environment["CONVEYOR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let level: Logger.Level
+        switch logLevel(ProcessInfo.processInfo.environment["CONVEYOR_LOG_LEVEL"]) {
+        case .success(let parsed): level = parsed
+        case .failure(let error):
+            FileHandle.standardError.write(Data("conveyor: \(error)\n".utf8))
+            Foundation.exit(error.exitCode)
+        }
         let toStandardError = arguments.dropFirst().contains("--json")
         LoggingSystem.bootstrap { label in
             var handler = toStandardError ? StreamLogHandler.standardError(label: label) : StreamLogHandler.standardOutput(label: label)
             handler.logLevel = level
             return handler
         }
+    }
+
+    /// `CONVEYOR_LOG_LEVEL`: unset or empty is `info`; otherwise one of swift-log's levels, any case.
+    static func logLevel(_ text: String?) -> Result<Logger.Level, CommandError> {
+        guard let text, !text.isEmpty else { return .success(.info) }
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            let names = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure(.configuration(setting: "CONVEYOR_LOG_LEVEL", reason: "\(text.debugDescription) is not a level (\(names))"))
+        }
+        return .success(level)
     }
 }

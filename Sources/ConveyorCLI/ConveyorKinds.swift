@@ -4,9 +4,14 @@ import ConveyorCore
 /// The job kinds this binary ships, registered once for the worker and the enqueue defaults, and the
 /// schedules they declare.
 enum ConveyorKinds {
+    /// Kinds an embedding executable adds (``ConveyorCommand/start(arguments:kinds:)``), for the
+    /// commands run inside that call.
+    @TaskLocal static var extra: @Sendable (inout HandlerRegistry) -> Void = { _ in }
+
     static func registry() -> HandlerRegistry {
         var registry = HandlerRegistry()
         registry.registerBuiltinKinds()
+        extra(&registry)
         return registry
     }
 

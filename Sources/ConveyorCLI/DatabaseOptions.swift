@@ -12,6 +12,16 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("max-connections"), help: "Connection pool size (env: CONVEYOR_DB_POOL; default 10).")
     var maxConnections: Int?
 
+    @Option(
+        name: .customLong("statement-timeout"),
+        help: "Longest a statement may run before PostgreSQL cancels it, e.g. 30s, 2m, off (env: CONVEYOR_STATEMENT_TIMEOUT; default 30s; migrations run without).")
+    var statementTimeout: String?
+
+    /// `statement_timeout` for the pool's sessions; `nil` for none.
+    func statementTimeoutSetting() throws -> Duration? {
+        try Settings.duration(statementTimeout, env: "CONVEYOR_STATEMENT_TIMEOUT", flagName: "--statement-timeout", default: .seconds(30))
+    }
+
     /// The validated database URL; throws a one-line configuration error naming the setting.
     func url() throws -> DatabaseURL {
         let setting = databaseURL == nil ? "DATABASE_URL" : "--database-url"
@@ -28,13 +38,21 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Runs `body` with a running pool, after one direct connection proved the server answers (and, with
     /// `checkSchema`, that it is migrated); otherwise fails in one line with the server's reason.
+    ///
+    /// Every session of the pool runs with `statement_timeout` (``statementTimeoutSetting()``, unless
+    /// `timeout` is false), so a statement stuck on a lock or a server in trouble cannot hold a process
+    /// past its shutdown; idle connections are probed every 30 s (PostgresNIO's keep-alive query).
     func withClient<T: Sendable>(
-        logger: Logger, checkSchema: Bool = true, _ body: @Sendable (PostgresClient) async throws -> T
+        logger: Logger, checkSchema: Bool = true, timeout: Bool = true, _ body: @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
         let url = try url()
         var configuration = url.clientConfiguration
         configuration.options.maximumConnections = try Settings.int(
             maxConnections, env: "CONVEYOR_DB_POOL", flagName: "--max-connections", default: 10, range: 1...500)
+        if timeout, let limit = try statementTimeoutSetting() {
+            configuration.options.additionalStartupParameters.append(("statement_timeout", "\(max(1, Int64(limit.seconds * 1000)))"))
+        }
+        configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
         try await Self.check(url, schema: checkSchema, logger: logger)
         // The pool's own logging (failed reconnections at info, a lease racing `run()` at warning) is
         // noise next to our reports: every failed statement is thrown and logged with job context.

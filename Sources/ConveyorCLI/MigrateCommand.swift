@@ -23,7 +23,7 @@ struct MigrateCommand: AsyncParsableCommand {
         } catch {
             throw CommandError.configuration(setting: migrations == nil ? "CONVEYOR_MIGRATIONS" : "--migrations", reason: "\(error)")
         }
-        try await database.withClient(logger: logger, checkSchema: false) { client in
+        try await database.withClient(logger: logger, checkSchema: false, timeout: false) { client in
             do {
                 let applied = try await migrator.migrate(client: client, logger: logger)
                 logger.info(

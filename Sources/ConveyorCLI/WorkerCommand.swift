@@ -44,6 +44,20 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a claimed job stays held without a heartbeat; renewed every third of it (env: CONVEYOR_LEASE; default 30).")
     var lease: Double?
 
+    @Option(name: .customLong("heartbeat-interval"), help: "Seconds between lease renewals; must be under the lease (env: CONVEYOR_HEARTBEAT_INTERVAL; default a third of the lease).")
+    var heartbeatInterval: Double?
+
+    @Option(name: .customLong("ingest-batch"), help: "Most envelopes an ingester moves per batch (env: CONVEYOR_INGEST_BATCH; default 500).")
+    var ingestBatch: Int?
+
+    @Option(name: .customLong("completion-batch"), help: "Most job results written per statement (env: CONVEYOR_COMPLETION_BATCH; default 500).")
+    var completionBatch: Int?
+
+    @Option(
+        name: .customLong("flush-deadline"),
+        help: "Seconds after the grace period that writing the last results is retried before the worker exits non-zero (env: CONVEYOR_FLUSH_DEADLINE; default 10).")
+    var flushDeadline: Double?
+
     @OptionGroup var maintenanceOptions: MaintenanceOptions
     @OptionGroup var metrics: MetricsOptions
 
@@ -57,6 +71,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)
         let url = try database.url()
         let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
+        let batchSize = try Settings.int(ingestBatch, env: "CONVEYOR_INGEST_BATCH", flagName: "--ingest-batch", default: 500, range: 1...5000)
+        _ = try database.statementTimeoutSetting()
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
         let keys = try redis.keys()
         let logger = Logger(label: "conveyor.worker")
@@ -76,13 +92,18 @@ struct WorkerCommand: AsyncParsableCommand {
                 for _ in 0..<ingesterCount {
                     services.append(
                         EnvelopeIngester(
-                            configuration: EnvelopeIngester.Configuration(keys: keys), redis: redisConfiguration, store: store, maxAttempts: { registry.defaultMaxAttempts(for: $0) },
+                            configuration: EnvelopeIngester.Configuration(keys: keys, batchSize: batchSize), redis: redisConfiguration, store: store,
+                            maxAttempts: { registry.defaultMaxAttempts(for: $0) },
                             starter: directStart ? worker.directStarts : nil, logger: Logger(label: "conveyor.ingest")))
                 }
             }
             // The group stops services in reverse order: ingesters first, then the worker drains, then
             // maintenance resigns its leadership.
-            try await ServiceRunner.run(services, logger: logger)
+            // After a signal: the grace period, the flush deadline, and a margin for the ingesters and the
+            // leadership to let go. Past that the process exits non-zero, whatever hangs (a black-holed
+            // connection): the leases make that safe.
+            let deadline = configuration.gracePeriod + configuration.flushDeadline + .seconds(5)
+            try await ServiceRunner.run(services, logger: logger, shutdownDeadline: deadline)
         }
     }
 
@@ -104,7 +125,18 @@ struct WorkerCommand: AsyncParsableCommand {
             pollInterval, env: "CONVEYOR_POLL_INTERVAL", flagName: "--poll-interval", default: 1, range: 0.01...3600)
         if let id = Settings.string(workerID, env: "CONVEYOR_WORKER_ID") { configuration.workerID = id }
         configuration.lease = try Settings.seconds(lease, env: "CONVEYOR_LEASE", flagName: "--lease", default: 30, range: 1...86_400)
-        configuration.heartbeatInterval = configuration.lease / 3
+        configuration.heartbeatInterval = try Settings.seconds(
+            heartbeatInterval, env: "CONVEYOR_HEARTBEAT_INTERVAL", flagName: "--heartbeat-interval",
+            default: configuration.lease.seconds / 3, range: 0.01...86_400)
+        if configuration.heartbeatInterval >= configuration.lease {
+            throw CommandError.configuration(
+                setting: heartbeatInterval != nil ? "--heartbeat-interval" : "CONVEYOR_HEARTBEAT_INTERVAL",
+                reason: "\(configuration.heartbeatInterval.seconds) s must be shorter than the lease (\(configuration.lease.seconds) s), or every job's lease lapses between renewals")
+        }
+        configuration.completionBatch = try Settings.int(
+            completionBatch, env: "CONVEYOR_COMPLETION_BATCH", flagName: "--completion-batch", default: 500, range: 1...5000)
+        configuration.flushDeadline = try Settings.seconds(
+            flushDeadline, env: "CONVEYOR_FLUSH_DEADLINE", flagName: "--flush-deadline", default: 10, range: 0...600)
         return configuration
     }
 }

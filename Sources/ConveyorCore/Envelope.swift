@@ -80,13 +80,18 @@ public enum Envelope {
             job.args = "{}"
         case .object(let args)?:
             // PostgreSQL's jsonb rejects U+0000 and very deep nesting; reject them here, with a reason,
-            // instead of failing the whole batch's insert.
-            if let problem = JSONValue.object(args).storageProblem(maxDepth: NewJob.maxArgsDepth) {
-                throw Rejection(problem.description)
-            }
+            // instead of failing the whole batch's insert. Checked on the bytes PostgreSQL will store, not
+            // on the parsed value: a Swift dictionary merges canonically equivalent keys ("é" and
+            // "e\u{301}"), so the value can hide a member that jsonb keeps.
             if let rawArgs {
+                if let problem = JSONStorageCheck.problem(in: rawArgs, maxDepth: NewJob.maxArgsDepth) {
+                    throw Rejection(problem.description)
+                }
                 job.args = rawArgs
             } else {
+                if let problem = JSONValue.object(args).storageProblem(maxDepth: NewJob.maxArgsDepth) {
+                    throw Rejection(problem.description)
+                }
                 job.args = String(decoding: try JSONEncoder().encode(JSONValue.object(args)), as: UTF8.self)
             }
         case let other?:
@@ -143,7 +148,7 @@ public enum Envelope {
     private static func optionalTime(_ fields: [String: JSONValue], _ name: String) throws -> Date? {
         guard let text = try optionalString(fields, name) else { return nil }
         guard let date = RFC3339.parse(text) else {
-            throw Rejection("\(name) \(text.debugDescription.prefix(60)) is not an RFC 3339 time")
+            throw Rejection("\(name) \(text.debugDescription.prefix(60)) is not an RFC 3339 time of years 0001 to 9999")
         }
         return date
     }

@@ -29,15 +29,53 @@ public enum AttemptResult: Sendable, Equatable {
 
 /// A failure to record in the job's history.
 public struct FailureRecord: Sendable, Equatable {
-    /// The message, safe to show to operators.
+    /// The message, safe to show to operators; at most ``maxMessageBytes``, without NUL characters.
     public var message: String
     /// The category.
     public var kind: FailureKind
 
-    /// Creates a failure record.
+    /// The most bytes of a message kept in the history: 8 KiB. An upstream API's error body can be
+    /// megabytes; the history is shown on every page about the job.
+    public static let maxMessageBytes = 8 << 10
+
+    /// Creates a failure record; `message` is made storable (``storable(_:limit:)``).
     public init(message: String, kind: FailureKind) {
-        self.message = message
+        self.message = Self.storable(message)
         self.kind = kind
+    }
+
+    /// `text` as PostgreSQL can store it and an operator can read it: U+0000 (which `text` and
+    /// `jsonb` refuse) replaced by U+FFFD, and cut to at most `limit` UTF-8 bytes, saying how long it was.
+    public static func storable(_ text: String, limit: Int = maxMessageBytes) -> String {
+        var text = text
+        if text.utf8.contains(0) { text = text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") }
+        let size = text.utf8.count
+        guard size > limit else { return text }
+        let note = " … [cut: \(size) bytes in all]"
+        let utf8 = Array(text.utf8)
+        var end = max(0, limit - note.utf8.count)
+        // Cut on a scalar boundary: never between a character's lead byte and its continuation bytes.
+        while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: utf8[..<end], as: UTF8.self) + note
+    }
+}
+
+extension JobResolution {
+    /// The longest delay written for a retry or a snooze: 10 years. `run_at` is a `timestamptz`, and a
+    /// `Retry-After` of 10¹⁵ seconds from an upstream would make PostgreSQL refuse the whole flush.
+    public static let maxDelay = Duration.seconds(10 * 365 * 24 * 3600)
+
+    /// This resolution as PostgreSQL can store it: delays clamped to `0...maxDelay`, messages and
+    /// reasons made storable (``FailureRecord/storable(_:limit:)``).
+    public var storable: JobResolution {
+        func clamp(_ delay: Duration) -> Duration { min(max(delay, .zero), Self.maxDelay) }
+        switch self {
+        case .complete, .release: return self
+        case .retry(let after, let failure): return .retry(after: clamp(after), FailureRecord(message: failure.message, kind: failure.kind))
+        case .dead(let failure): return .dead(FailureRecord(message: failure.message, kind: failure.kind))
+        case .snooze(let after): return .snooze(clamp(after))
+        case .cancel(let reason): return .cancel(reason: FailureRecord.storable(reason))
+        }
     }
 }
 
@@ -81,9 +119,9 @@ public enum JobResolution: Sendable, Equatable {
         case .outcome(.completed):
             return .complete
         case .outcome(.snooze(let delay)):
-            return .snooze(max(delay, .zero))
+            return .snooze(max(delay, .zero)).storable
         case .outcome(.cancel(let reason)):
-            return .cancel(reason: reason)
+            return .cancel(reason: reason).storable
         case .interrupted:
             return .release
         case .failed(let message, let kind, let retryAfter):
@@ -94,7 +132,7 @@ public enum JobResolution: Sendable, Equatable {
             case .error, .retryAfter, .timeout, .leaseExpired:
                 guard attempt < maxAttempts else { return .dead(failure) }
                 let delay = retryAfter ?? policy.backoff(attempt, random.nextUnit())
-                return .retry(after: max(delay, .zero), failure)
+                return JobResolution.retry(after: delay, failure).storable
             }
         }
     }

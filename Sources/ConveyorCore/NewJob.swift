@@ -14,15 +14,16 @@ public struct NewJob: Sendable, Equatable {
     public var queue: String
     /// 0 (first) to 9. Default 5.
     public var priority: Int
-    /// Not before this time. Default: now.
+    /// Not before this time, in years 1–9999 (``RFC3339/isSupported(_:)``). Default: now.
     public var runAt: Date?
     /// 1–1000; `nil` takes the kind's default (``RetryPolicy/defaultMaxAttempts`` when unknown).
     public var maxAttempts: Int?
-    /// While an unfinished job has this key, another one with it is not inserted. At most 255 characters.
+    /// While an unfinished job has this key, another one with it is not inserted. At most 255
+    /// characters as PostgreSQL counts them (Unicode scalars, not Swift's grapheme clusters).
     public var uniqueKey: String?
     /// Free labels for search.
     public var tags: [String]
-    /// The producer's clock, for latency metrics.
+    /// The producer's clock, for latency metrics; years 1–9999.
     public var enqueuedAt: Date?
 
     /// The largest accepted `args` text, in bytes: 1 MiB.
@@ -76,6 +77,8 @@ public struct NewJob: Sendable, Equatable {
         case nulCharacter(field: String)
         /// Nested deeper than ``NewJob/maxArgsDepth``.
         case argsTooDeep
+        /// A time outside years 1–9999 (``RFC3339/isSupported(_:)``).
+        case timeOutOfRange(field: String)
 
         public var description: String {
             switch self {
@@ -91,6 +94,7 @@ public struct NewJob: Sendable, Equatable {
             case .argsTooLarge(let bytes): "args is \(bytes) bytes, at most \(NewJob.maxArgsBytes) allowed"
             case .nulCharacter(let field): "\(field) contains a NUL character (U+0000), which PostgreSQL cannot store"
             case .argsTooDeep: "args is nested deeper than \(NewJob.maxArgsDepth) levels"
+            case .timeOutOfRange(let field): "\(field) is outside years 0001 to 9999"
             }
         }
     }
@@ -104,9 +108,12 @@ public struct NewJob: Sendable, Equatable {
         guard Self.isValidQueue(queue) else { throw .badQueue(queue) }
         guard (0...9).contains(priority) else { throw .priorityOutOfRange(priority) }
         if let maxAttempts, !(1...1000).contains(maxAttempts) { throw .maxAttemptsOutOfRange(maxAttempts) }
-        if let uniqueKey, uniqueKey.count > 255 { throw .uniqueKeyTooLong(uniqueKey.count) }
+        // PostgreSQL's char_length counts code points: "a\u{301}" is one Swift Character but two there.
+        if let uniqueKey, uniqueKey.unicodeScalars.count > 255 { throw .uniqueKeyTooLong(uniqueKey.unicodeScalars.count) }
         if let uniqueKey, uniqueKey.utf8.contains(0) { throw .nulCharacter(field: "unique_key") }
         if tags.contains(where: { $0.utf8.contains(0) }) { throw .nulCharacter(field: "tags") }
+        if let runAt, !RFC3339.isSupported(runAt) { throw .timeOutOfRange(field: "run_at") }
+        if let enqueuedAt, !RFC3339.isSupported(enqueuedAt) { throw .timeOutOfRange(field: "enqueued_at") }
         let size = args.utf8.count
         guard size <= Self.maxArgsBytes else { throw .argsTooLarge(size) }
         if argsKnownToBeObject { return }
@@ -117,7 +124,8 @@ public struct NewJob: Sendable, Equatable {
             throw .argsNotJSON(error.description)
         }
         guard case .object = value else { throw .argsNotAnObject(value.typeName) }
-        if let problem = value.storageProblem(maxDepth: Self.maxArgsDepth) { throw problem }
+        // On the text PostgreSQL stores, not the parsed value (which merges canonically equivalent keys).
+        if let problem = JSONStorageCheck.problem(in: args, maxDepth: Self.maxArgsDepth) { throw problem }
     }
 
     /// Whether `kind` matches `[a-z0-9_.-]{1,100}`.

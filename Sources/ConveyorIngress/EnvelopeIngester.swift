@@ -1,6 +1,7 @@
 public import ConveyorCore
 public import ConveyorPostgres
 public import ConveyorRedis
+import Crypto
 import Foundation
 public import Logging
 public import Metrics
@@ -99,6 +100,10 @@ public struct EnvelopeIngester: Service {
     public func run() async throws {
         let connection = RedisConnection(configuration: redis, name: "conveyor-ingest")
         let keys = configuration.keys
+        // Batch keys (and the ids derived from them for envelopes without one) carry this run's random
+        // incarnation: an ingester restarted under the same id (a pod name) numbers its batches from 1
+        // again, and must not derive the ids of the batches it ingested before.
+        let incarnation = EnvelopeIngester.randomID()
         var batchNumber = 0
         var nextHeartbeat = ContinuousClock.now
         var backoff = Duration.milliseconds(100)
@@ -115,7 +120,7 @@ public struct EnvelopeIngester: Service {
                 // A worker in this process may size the batch to its free slots, or hold it back a moment while its queues have jobs waiting.
                 let size = await starter?.plan(ingester: configuration.ingesterID, limit: configuration.batchSize) ?? configuration.batchSize
                 batchNumber += 1
-                let batch = keys.batch(ingester: configuration.ingesterID, number: batchNumber)
+                let batch = keys.batch(ingester: configuration.ingesterID, number: "\(incarnation)-\(batchNumber)")
                 var items = try await move(into: batch, count: size, connection: connection)
                 if items.isEmpty {
                     starter?.cancelPlan(ingester: configuration.ingesterID)
@@ -130,10 +135,16 @@ public struct EnvelopeIngester: Service {
                         batchNumber -= 1
                         continue
                     }
-                    items = [envelope] + (try await move(into: batch, count: size - 1, connection: connection))
+                    if envelope.count > Envelope.maxBytes {
+                        // BLMOVE carries whatever arrives; an oversized one is quarantined alone, bounded.
+                        try await ingest(batch: batch, items: [envelope], connection: connection)
+                        try await release(batch, items: [envelope], connection: connection)
+                        continue
+                    }
+                    items = [envelope] + (try await move(into: batch, count: size - 1, connection: connection, offset: 1))
                 }
-                try await ingest(batch: batch, items: items)
-                try await release(batch, connection: connection)
+                try await ingest(batch: batch, items: items, connection: connection)
+                try await release(batch, items: items, connection: connection)
                 backoff = .milliseconds(100)
             } catch {
                 starter?.cancelPlan(ingester: configuration.ingesterID)
@@ -149,10 +160,12 @@ public struct EnvelopeIngester: Service {
         logger.info("ingester stopped")
     }
 
-    /// Runs the move script; returns the envelopes moved into `batch`, oldest first.
-    private func move(into batch: String, count: Int, connection: RedisConnection) async throws -> [Data] {
+    /// Runs the move script; returns the envelopes moved into `batch`, oldest first. `offset` is how many
+    /// the batch already holds (the script names oversized envelopes by their position in it).
+    private func move(into batch: String, count: Int, connection: RedisConnection, offset: Int = 0) async throws -> [Data] {
         guard count > 0 else { return [] }
-        let reply = try await connection.send(IngressMoveScript.arguments(keys: configuration.keys, batch: batch, count: count))
+        let reply = try await connection.send(
+            IngressMoveScript.arguments(keys: configuration.keys, batch: batch, count: count, offset: offset))
         if case .error(let message) = reply { throw RedisError.commandFailed(message) }
         let elements = reply.elements
         if let backlog = elements.first?.int { metrics.backlog(backlog) }
@@ -162,14 +175,32 @@ public struct EnvelopeIngester: Service {
         }
     }
 
+    /// After this many failed tries of a batch in which PostgreSQL answered with an error (not a lost
+    /// connection), the batch is written one envelope at a time, and what PostgreSQL refuses alone is
+    /// quarantined: no batch is retried forever.
+    static let isolateAfterFailures = 3
+
     /// Validates a batch and writes it in one transaction; retries while PostgreSQL is unreachable.
-    func ingest(batch: String, items: [Data]) async throws {
+    ///
+    /// Envelopes PostgreSQL refuses (a value validation let through) are found by writing the batch one
+    /// envelope at a time and quarantined, so one bad envelope cannot stall the pipeline; so is a batch
+    /// that keeps failing for any other reason the server gives. The heartbeat is refreshed while it
+    /// retries, so survivors do not take a batch that is only waiting for PostgreSQL.
+    func ingest(batch: String, items: [Data], connection: RedisConnection) async throws {
         let started = ContinuousClock.now
         var jobs: [NewJob] = []
         var sources: [(derived: UUID, item: Data)] = []
         var rejected: [Rejection] = []
         for (index, item) in items.enumerated() {
             let derived = DerivedID.make(batch: batch, index: index)
+            if let marker = OversizeMarker(item, batch: batch, index: index),
+                let rejection = try await oversized(marker, id: derived, batch: batch, connection: connection)
+            {
+                rejected.append(rejection)
+                metrics.rejected(reason: "too_large")
+                logger.warning("envelope quarantined", metadata: ["reason": "\(rejection.reason)", "batch": "\(batch)"])
+                continue
+            }
             switch Envelope.decode(item, defaultID: derived) {
             case .success(let job):
                 jobs.append(job)
@@ -183,44 +214,96 @@ public struct EnvelopeIngester: Service {
         let enqueued = jobs.compactMap(\.enqueuedAt)
         var delay = Duration.milliseconds(100)
         var tries = 0
-        var isolated = 0
+        var refusals = 0
+        var isolated = PostgresJobStore.IngestResult(inserted: 0, duplicates: 0, quarantined: 0)
         while true {
             tries += 1
             do {
+                if !jobs.isEmpty && refusals >= Self.isolateAfterFailures {
+                    try await isolate(&jobs, &sources, into: &rejected, result: &isolated, batch: batch)
+                    continue
+                }
                 var result = try await insert(jobs, rejected: rejected)
-                result.inserted += isolated
+                result.inserted += isolated.inserted
+                result.duplicates += isolated.duplicates
+                result.uniqueKeyDuplicates += isolated.uniqueKeyDuplicates
                 let committedAt = store.now
                 metrics.committed(
-                    envelopes: items.count, inserted: result.inserted, duplicates: result.duplicates, rejected: rejected.count,
+                    envelopes: items.count, inserted: result.inserted, duplicateIDs: result.duplicates - result.uniqueKeyDuplicates,
+                    duplicateUniqueKeys: result.uniqueKeyDuplicates, rejected: rejected.count,
                     duration: ContinuousClock.now - started, lags: enqueued.map { committedAt.timeIntervalSince($0) })
-                if result.duplicates > 0 {
-                    logger.info("duplicate envelopes dropped (id already ingested or unique key held)", metadata: ["count": "\(result.duplicates)"])
+                if result.duplicates > result.uniqueKeyDuplicates {
+                    logger.info(
+                        "envelopes dropped: their id was already ingested", metadata: ["count": "\(result.duplicates - result.uniqueKeyDuplicates)", "batch": "\(batch)"])
+                }
+                if result.uniqueKeyDuplicates > 0 {
+                    logger.info(
+                        "envelopes dropped: an unfinished job holds their unique key", metadata: ["count": "\(result.uniqueKeyDuplicates)", "batch": "\(batch)"])
                 }
                 logger.debug("batch ingested", metadata: ["batch": "\(batch)", "inserted": "\(result.inserted)", "rejected": "\(rejected.count)"])
                 onBatch(Batch(key: batch, envelopes: items.count, result: result))
                 return
             } catch ConveyorStoreError.invalidData(let message) where !jobs.isEmpty {
-                // PostgreSQL refused a value validation let through: find the envelopes it refuses and
-                // quarantine them, so one bad envelope cannot stall the pipeline.
+                // PostgreSQL refused a value validation let through: find the envelopes it refuses.
                 logger.warning("the database refused a value in an ingest batch; isolating it", metadata: ["error": "\(message)", "batch": "\(batch)"])
-                for (job, source) in zip(jobs, sources) {
-                    do {
-                        isolated += try await store.ingest(jobs: [job], rejected: [], maxAttempts: maxAttempts).inserted
-                    } catch ConveyorStoreError.invalidData(let reason) {
-                        rejected.append(Rejection(id: source.derived, payload: source.item, reason: "refused by the database: \(reason)", source: batch))
-                        metrics.rejected(reason: "database")
-                    }
-                }
-                // The accepted ones are committed; what is left is writing the quarantine.
-                jobs = []
-                sources = []
+                refusals = Self.isolateAfterFailures
             } catch {
                 if Task.isCancelled || (Task.isShuttingDownGracefully && tries >= 3) { throw error }
-                logger.warning("writing an ingest batch failed; it stays in Redis, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay.readable)"])
+                if ConveyorStoreError.isStatementFailure(error) { refusals += 1 }
+                logger.warning(
+                    "writing an ingest batch failed; it stays in Redis, retrying",
+                    metadata: ["error": "\(error)", "retry_in": "\(delay.readable)", "batch": "\(batch)", "try": "\(tries)"])
+                // Still alive: survivors must not recover this batch while it only waits for PostgreSQL.
+                try? await heartbeat(connection)
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }
         }
+    }
+
+    /// Writes `jobs` one at a time, each in its own statement; quarantines those PostgreSQL refuses
+    /// alone, whatever its reason. Progress survives a lost connection: what is written leaves `jobs`.
+    private func isolate(
+        _ jobs: inout [NewJob], _ sources: inout [(derived: UUID, item: Data)], into rejected: inout [Rejection],
+        result: inout PostgresJobStore.IngestResult, batch: String
+    ) async throws {
+        while let job = jobs.first, let source = sources.first {
+            do {
+                let one = try await store.ingest(jobs: [job], rejected: [], maxAttempts: maxAttempts)
+                result.inserted += one.inserted
+                result.duplicates += one.duplicates
+                result.uniqueKeyDuplicates += one.uniqueKeyDuplicates
+            } catch let error where ConveyorStoreError.isStatementFailure(error) {
+                let reason = (error as? ConveyorStoreError).map(\.description) ?? "\(error)"
+                rejected.append(Rejection(id: source.derived, payload: source.item, reason: "refused by the database: \(reason)", source: batch))
+                metrics.rejected(reason: "database")
+                logger.warning("envelope quarantined: the database refused it", metadata: ["error": "\(reason)", "batch": "\(batch)"])
+            }
+            jobs.removeFirst()
+            sources.removeFirst()
+        }
+    }
+
+    /// How much of an oversized envelope the quarantine keeps, read from where the move script stored it,
+    /// in chunks (a Redis string can be 512 MB). `nil` when nothing is stored there: then the marker came
+    /// from a producer and is quarantined like any other string.
+    private func oversized(_ marker: OversizeMarker, id: UUID, batch: String, connection: RedisConnection) async throws -> Rejection? {
+        guard let length = try await connection.send("STRLEN", marker.key).int, length > 0 else { return nil }
+        let chunk = 1 << 20
+        var hash = SHA256()
+        var prefix = Data()
+        var offset = 0
+        while offset < length {
+            let reply = try await connection.send("GETRANGE", marker.key, String(offset), String(offset + chunk - 1))
+            guard case .bulk(let data) = reply, !data.isEmpty else { break }
+            if prefix.count < Rejection.maxStoredBytes { prefix.append(data.prefix(Rejection.maxStoredBytes - prefix.count)) }
+            hash.update(data: data)
+            offset += data.count
+        }
+        return Rejection(
+            id: id, prefix: prefix, size: length, sha256: Rejection.hex(hash.finalize()),
+            reason: "envelope is \(length) bytes, at most \(Envelope.maxBytes) allowed (the first \(prefix.count) bytes are kept)",
+            source: batch)
     }
 
     /// Writes one try of a batch; the jobs this process's worker has room for are started directly.
@@ -239,9 +322,12 @@ public struct EnvelopeIngester: Service {
         }
     }
 
-    private func release(_ batch: String, connection: RedisConnection) async throws {
+    /// Deletes a committed batch: its processing list, what the move script stored aside for it, and
+    /// its entry in the processing set.
+    private func release(_ batch: String, items: [Data], connection: RedisConnection) async throws {
+        let aside = items.enumerated().compactMap { OversizeMarker($1, batch: batch, index: $0)?.key }
         _ = try await connection.pipeline([
-            ["DEL", batch].map { Data($0.utf8) }, ["SREM", configuration.keys.processingSet, batch].map { Data($0.utf8) },
+            (["DEL", batch] + aside).map { Data($0.utf8) }, ["SREM", configuration.keys.processingSet, batch].map { Data($0.utf8) },
         ])
     }
 
@@ -267,9 +353,9 @@ public struct EnvelopeIngester: Service {
             }
             if !items.isEmpty {
                 logger.notice("recovering an unfinished ingest batch", metadata: ["batch": "\(batch)", "envelopes": "\(items.count)", "owner": "\(owner)"])
-                try await ingest(batch: batch, items: items)
+                try await ingest(batch: batch, items: items, connection: connection)
             }
-            try await release(batch, connection: connection)
+            try await release(batch, items: items, connection: connection)
             if owner != configuration.ingesterID { try await connection.send("DEL", keys.recoveryLock(batch: batch)) }
         }
     }

@@ -4,7 +4,8 @@ import Metrics
 /// The ingester's swift-metrics instruments. Labels:
 ///
 /// - `conveyor_ingest_envelopes_total{result}`: envelopes taken from Redis, by `ingested`,
-///   `duplicate` (id already ingested or unique key held) and `rejected` (quarantined).
+///   `duplicate_id` (id already ingested), `duplicate_unique_key` (an unfinished job holds the unique
+///   key) and `rejected` (quarantined).
 /// - `conveyor_ingest_rejected_total{reason}`: quarantined envelopes by reason code (`database` for
 ///   values PostgreSQL refused after validation).
 /// - `conveyor_ingress_backlog`: envelopes left on the ingress list after the last move.
@@ -25,10 +26,13 @@ struct IngestMetrics: Sendable {
         Counter(label: "conveyor_ingest_rejected_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
 
-    func committed(envelopes: Int, inserted: Int, duplicates: Int, rejected: Int, duration: Duration, lags: [TimeInterval]) {
+    func committed(
+        envelopes: Int, inserted: Int, duplicateIDs: Int, duplicateUniqueKeys: Int, rejected: Int, duration: Duration, lags: [TimeInterval]
+    ) {
         let lag = Timer(label: "conveyor_ingest_lag_seconds", factory: factory)
         for seconds in lags { lag.record(duration: .seconds(max(0, seconds))) }
-        for (result, count) in [("ingested", inserted), ("duplicate", duplicates), ("rejected", rejected)] where count > 0 {
+        let results = [("ingested", inserted), ("duplicate_id", duplicateIDs), ("duplicate_unique_key", duplicateUniqueKeys), ("rejected", rejected)]
+        for (result, count) in results where count > 0 {
             Counter(label: "conveyor_ingest_envelopes_total", dimensions: [("result", result)], factory: factory).increment(by: count)
         }
         Recorder(label: "conveyor_ingest_batch_size", factory: factory).record(envelopes)

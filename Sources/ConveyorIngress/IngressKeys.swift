@@ -14,8 +14,11 @@ public struct IngressKeys: Sendable, Equatable {
     /// The set of every processing list that may hold envelopes not yet committed to PostgreSQL.
     public var processingSet: String { "\(namespace):processing" }
 
-    /// A batch's processing list: `{conveyor}:processing:<ingester>:<batch>`.
-    public func batch(ingester: String, number: Int) -> String { "\(namespace):processing:\(ingester):\(number)" }
+    /// A batch's processing list: `{conveyor}:processing:<ingester>:<batch>`; `batch` must not contain `:`.
+    public func batch(ingester: String, number: String) -> String { "\(namespace):processing:\(ingester):\(number)" }
+
+    /// A batch's processing list: `{conveyor}:processing:<ingester>:<number>`.
+    public func batch(ingester: String, number: Int) -> String { batch(ingester: ingester, number: String(number)) }
 
     /// The ingester that owns a processing list, parsed from its key.
     public func owner(ofBatch key: String) -> String? {

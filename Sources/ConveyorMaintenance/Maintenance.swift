@@ -30,6 +30,12 @@ public struct Maintenance: Service {
         public var rejectedRetention: Duration?
         /// Rows per rescue and per pruning statement. Default 1000.
         public var batchSize: Int
+        /// How many times one job may be rescued (its worker lost) before it is dead-lettered. Default 3.
+        public var maxRescues: Int = PostgresJobStore.defaultMaxRescues
+        /// How long a rescued job waits before it runs again, by the attempt its worker lost. Default
+        /// ``PostgresJobStore/defaultRescueBackoff(_:)`` (16 s after attempt 1, 31 s, 96 s…), so a job
+        /// that crashes its worker does not take the next one down at once.
+        public var rescueBackoff: @Sendable (Int) -> Duration = PostgresJobStore.defaultRescueBackoff
 
         /// Creates a configuration.
         public init(
@@ -90,7 +96,8 @@ public struct Maintenance: Service {
     /// One rescue pass: every expired lease, in batches.
     public func rescue() async throws {
         while !Task.isCancelled {
-            let result = try await store.rescueExpired(limit: configuration.batchSize)
+            let result = try await store.rescueExpired(
+                limit: configuration.batchSize, maxRescues: configuration.maxRescues, backoff: configuration.rescueBackoff)
             guard result.count > 0 else { return }
             Counter(label: "conveyor_rescued_total", dimensions: [("to", "available")], factory: metrics).increment(by: result.retried.count)
             Counter(label: "conveyor_rescued_total", dimensions: [("to", "dead")], factory: metrics).increment(by: result.dead.count)

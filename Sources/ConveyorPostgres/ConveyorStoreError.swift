@@ -8,9 +8,12 @@ public enum ConveyorStoreError: Error, Sendable, CustomStringConvertible {
     case database(String)
     /// A migration file could not be read or applied.
     case migration(String)
-    /// PostgreSQL refused a value (SQLSTATE class 22, data exception, or 54, program limit): retrying
-    /// the same statement cannot succeed.
+    /// PostgreSQL refused a value (SQLSTATE class 22, data exception; 23, integrity constraint; or 54,
+    /// program limit): retrying the same statement cannot succeed.
     case invalidData(String)
+    /// PostgreSQL could not be reached or dropped the connection (no server answer, SQLSTATE class 08,
+    /// or a server shutting down): retrying later may succeed.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -18,16 +21,26 @@ public enum ConveyorStoreError: Error, Sendable, CustomStringConvertible {
         case .database(let message): "database error: \(message)"
         case .migration(let message): "migration failed: \(message)"
         case .invalidData(let message): "database refused a value: \(message)"
+        case .unavailable(let message): "database unavailable: \(message)"
+        }
+    }
+
+    /// Whether `error` says the server answered and refused a statement (as opposed to not being
+    /// reachable): retrying the same statement is likely to fail again.
+    public static func isStatementFailure(_ error: any Error) -> Bool {
+        switch error as? ConveyorStoreError {
+        case .database?, .invalidData?, .corruptRow?: true
+        case .migration?, .unavailable?, nil: false
         }
     }
 
     /// The error to throw for a PostgresNIO error.
     static func wrap(_ error: any Error) -> ConveyorStoreError {
-        if let error = error as? PSQLError, let state = error.serverInfo?[.sqlState],
-            state.hasPrefix("22") || state.hasPrefix("54")
-        {
-            return .invalidData(describe(error))
-        }
+        guard let error = error as? PSQLError else { return .unavailable(describe(error)) }
+        guard let state = error.serverInfo?[.sqlState] else { return .unavailable(describe(error)) }
+        if state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("54") { return .invalidData(describe(error)) }
+        // 08: connection exception; 57P01–57P03: admin shutdown, crash shutdown, cannot connect now.
+        if state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state) { return .unavailable(describe(error)) }
         return .database(describe(error))
     }
 
@@ -40,14 +53,16 @@ public enum ConveyorStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Describes a PostgresNIO error for operators: server message and SQLSTATE, or the client-side code.
-    /// `PSQLError.description` is deliberately generic, and the query text is never included.
+    /// `PSQLError.description` is deliberately generic, and the query text is never included. Neither is
+    /// a row's content: the detail of data and constraint errors (classes 22 and 23: "Failing row
+    /// contains (…)", "Token … is invalid") quotes the values written, which may be anyone's args.
     public static func describe(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let server = error.serverInfo {
                 let message = server[.message] ?? "unknown"
                 let state = server[.sqlState] ?? "?"
                 var text = "\(message) (SQLSTATE \(state))"
-                if let detail = server[.detail] { text += ": \(detail)" }
+                if let detail = server[.detail], !state.hasPrefix("22"), !state.hasPrefix("23") { text += ": \(detail)" }
                 return text
             }
             if let underlying = error.underlying {

@@ -19,15 +19,19 @@ enum JobHeartbeat {
     }
 }
 
-/// `JobRescue`: returns running jobs whose lease expired (their worker died, froze or was cut off):
-/// to `available` at once with a `lease_expired` failure recorded (the attempt counts), or `dead` when
-/// their attempts are spent, or `cancelled` when a cancellation was requested. Notifies the queues that
-/// got jobs back.
+/// `JobRescue`: returns running jobs whose lease expired (their worker died, froze or was cut off).
+/// The attempt counts: a `lease_expired` failure is recorded ("worker lost"), and the job goes back to
+/// `available` after `delays[attempt - 1]` seconds (the last one for later attempts), or to
+/// `dead` when its attempts are spent or it has been rescued `maxRescues` times (its history counts
+/// them), or to `cancelled` when a cancellation was requested. Notifies the queues that got jobs back.
 enum JobRescue {
-    static func query(limit: Int, now: Date?) -> PostgresQuery {
-        """
+    static func query(limit: Int, maxRescues: Int, delays: [Double], now: Date?) -> PostgresQuery {
+        let delays = delays.isEmpty ? [0] : delays
+        return """
         WITH expired AS (
-            SELECT id FROM conveyor_jobs
+            SELECT id, 1 + (SELECT count(*) FROM jsonb_array_elements(errors) AS e
+                            WHERE e->>'kind' = \(unescaped: "'\(FailureKind.leaseExpired.rawValue)'")) AS rescue
+            FROM conveyor_jobs
             WHERE state = \(unescaped: JobState.running.sql)
               AND lease_expires_at < coalesce(\(now)::timestamptz, now())
             ORDER BY lease_expires_at
@@ -37,17 +41,19 @@ enum JobRescue {
             UPDATE conveyor_jobs AS j
             SET state = CASE
                     WHEN j.cancel_requested_at IS NOT NULL THEN \(unescaped: JobState.cancelled.sql)
-                    WHEN j.attempt >= j.max_attempts THEN \(unescaped: JobState.dead.sql)
+                    WHEN j.attempt >= j.max_attempts OR expired.rescue >= \(maxRescues) THEN \(unescaped: JobState.dead.sql)
                     ELSE \(unescaped: JobState.available.sql) END,
-                run_at = coalesce(\(now)::timestamptz, now()),
+                run_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs =>
+                    (\(delays)::float8[])[least(greatest(j.attempt, 1), \(delays.count))]),
                 finished_at = CASE
-                    WHEN j.cancel_requested_at IS NULL AND j.attempt < j.max_attempts THEN NULL
+                    WHEN j.cancel_requested_at IS NULL AND j.attempt < j.max_attempts AND expired.rescue < \(maxRescues) THEN NULL
                     ELSE coalesce(\(now)::timestamptz, now()) END,
                 errors = j.errors || jsonb_build_array(jsonb_build_object(
                     'attempt', j.attempt,
                     'at', extract(epoch FROM coalesce(\(now)::timestamptz, now())),
                     'message', 'lease expired: worker ' || coalesce(j.locked_by, '?')
-                        || ' stopped renewing it (killed, frozen or cut off)',
+                        || ' stopped renewing it (killed, frozen or cut off): worker lost, rescue '
+                        || expired.rescue || ' of at most ' || \(maxRescues)::int8,
                     'kind', \(unescaped: "'\(FailureKind.leaseExpired.rawValue)'"))),
                 locked_by = NULL,
                 lease_expires_at = NULL

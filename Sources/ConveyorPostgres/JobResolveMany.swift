@@ -2,9 +2,11 @@ import ConveyorCore
 import Foundation
 import PostgresNIO
 
-/// `JobResolveMany`: writes every other resolution (retry, dead, snooze, cancel, release) in one
+/// `JobResolveMany`: writes any resolutions (completion, retry, dead, snooze, cancel, release) in one
 /// statement, appending failures to the error history; guarded by state and attempt like completion.
-/// A job whose cancellation was requested while it ran is not requeued: it ends `cancelled`.
+/// A job whose cancellation was requested while it ran is not requeued: it ends `cancelled`. Each
+/// resolution is written as ``JobResolution/storable`` (NUL-free, bounded messages, clamped delays),
+/// so no result a handler produces makes PostgreSQL refuse the statement.
 enum JobResolveMany {
     static func query(_ results: [(id: UUID, attempt: Int, resolution: JobResolution)], now: Date?) -> PostgresQuery {
         var ids: [UUID] = [], attempts: [Int] = [], states: [String] = [], requeue: [Bool] = []
@@ -13,10 +15,11 @@ enum JobResolveMany {
         for result in results {
             ids.append(result.id)
             attempts.append(result.attempt)
-            states.append(result.resolution.nextState.rawValue)
-            requeue.append(result.resolution.nextState == .available)
+            let resolution = result.resolution.storable
+            states.append(resolution.nextState.rawValue)
+            requeue.append(resolution.nextState == .available)
             var delay = 0.0, refund = 0, errorKind = "", message = "", reason = ""
-            switch result.resolution {
+            switch resolution {
             case .complete: break
             case .retry(let after, let failure):
                 delay = after.seconds

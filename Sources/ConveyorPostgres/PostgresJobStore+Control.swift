@@ -40,11 +40,31 @@ extension PostgresJobStore {
         public var count: Int { retried.count + dead.count + cancelled.count }
     }
 
+    /// The default most times one job is rescued before it is dead-lettered: 3.
+    public static let defaultMaxRescues = 3
+
+    /// The default wait before a rescued job runs again: the default retry schedule without jitter.
+    @Sendable public static func defaultRescueBackoff(_ attempt: Int) -> Duration {
+        RetryPolicy.polynomialBackoff(attempt: attempt, random: 0)
+    }
+
     /// Rescues up to `limit` running jobs whose lease expired (see DESIGN §4, leases).
-    public func rescueExpired(limit: Int = 1000) async throws -> RescueResult {
-        try await perform {
+    ///
+    /// A rescue spends the attempt and records a `lease_expired` failure ("worker lost"); the job runs
+    /// again after `backoff(attempt)` (default: ``RetryPolicy/polynomialBackoff(attempt:random:)``
+    /// without jitter, 16 s after attempt 1, 31 s after 2, 96 s after 3…; attempts past 25 wait as long
+    /// as the 25th), and is dead-lettered once it has been rescued `maxRescues` times or its attempts
+    /// are spent. A handler that crashes its process (a trap, a stack overflow) therefore kills at most
+    /// `maxRescues` workers, spread out in time, instead of every worker that claims it.
+    public func rescueExpired(
+        limit: Int = 1000, maxRescues: Int = PostgresJobStore.defaultMaxRescues,
+        backoff: (Int) -> Duration = PostgresJobStore.defaultRescueBackoff
+    ) async throws -> RescueResult {
+        let delays = (1...25).map { backoff($0).seconds }
+        return try await perform {
             var result = RescueResult()
-            let rows = try await client.query(JobRescue.query(limit: limit, now: clock.bind), logger: logger)
+            let rows = try await client.query(
+                JobRescue.query(limit: limit, maxRescues: maxRescues, delays: delays, now: clock.bind), logger: logger)
             for try await (id, state) in rows.decode((UUID, String).self) {
                 switch JobState(rawValue: state) {
                 case .available?: result.retried.append(id)

@@ -13,10 +13,21 @@ extension PostgresJobStore {
         public var inserted: Int
         /// Valid envelopes dropped as duplicates (an id already ingested, or a unique key held by an unfinished job).
         public var duplicates: Int
+        /// Of ``duplicates``, those whose unique key an unfinished job held (the rest had an id already ingested).
+        public var uniqueKeyDuplicates = 0
         /// Envelopes quarantined by this call (a recovered batch's earlier rejections are not counted again).
         public var quarantined: Int
         /// The jobs inserted already claimed, for the worker that asked (see ``StartRequest``).
         public var started: [ClaimedJob] = []
+
+        /// Creates a result.
+        public init(inserted: Int = 0, duplicates: Int = 0, uniqueKeyDuplicates: Int = 0, quarantined: Int = 0, started: [ClaimedJob] = []) {
+            self.inserted = inserted
+            self.duplicates = duplicates
+            self.uniqueKeyDuplicates = uniqueKeyDuplicates
+            self.quarantined = quarantined
+            self.started = started
+        }
     }
 
     /// Jobs of an ingest batch that a worker in the same process will start itself: they are inserted
@@ -67,14 +78,26 @@ extension PostgresJobStore {
         let rejectQuery = rejected.isEmpty ? nil : RejectedInsertMany.query(rejected, now: clock.bind)
         let logger = self.logger
         @Sendable func write(_ runner: some QueryRunner) async throws -> IngestResult {
-            var inserted: [UUID] = [], started: [ClaimedJob] = [], quarantined = 0
+            var inserted: [UUID] = [], started: [ClaimedJob] = [], quarantined = 0, byUniqueKey = 0
             if let jobQuery {
                 (inserted, started) = try await JobInsertMany.decode(runner.run(jobQuery, logger: logger))
+            }
+            if inserted.count < jobs.count {
+                // Dropped: by id (a row with it exists) or by unique key (none does). Rare, so a second
+                // statement only then.
+                let insertedIDs = Set(inserted)
+                let dropped = jobs.map(\.id).filter { !insertedIDs.contains($0) }
+                var existing = 0
+                let query: PostgresQuery = "SELECT count(*) FROM conveyor_jobs WHERE id = ANY(\(dropped)::uuid[])"
+                for try await count in try await runner.run(query, logger: logger).decode(Int64.self) { existing = Int(count) }
+                byUniqueKey = max(0, Set(dropped).count - existing)
             }
             if let rejectQuery {
                 for try await _ in try await runner.run(rejectQuery, logger: logger).decode(UUID.self) { quarantined += 1 }
             }
-            return IngestResult(inserted: inserted.count, duplicates: jobs.count - inserted.count, quarantined: quarantined, started: started)
+            return IngestResult(
+                inserted: inserted.count, duplicates: jobs.count - inserted.count, uniqueKeyDuplicates: byUniqueKey,
+                quarantined: quarantined, started: started)
         }
         if rejectQuery == nil || jobQuery == nil {
             return try await write(client)

@@ -76,6 +76,18 @@ public struct PostgresJobStore: Sendable {
         return try await ids(JobResolveMany.query(results, now: clock.bind))
     }
 
+    /// Writes the results of attempts in one statement, so a flush is atomic: each where the job is still
+    /// `running` at that attempt; returns the ids written (the others were fenced off as stale).
+    /// Completions alone take the cheaper completion statement.
+    @discardableResult
+    public func record(_ results: [(id: UUID, attempt: Int, resolution: JobResolution)]) async throws -> [UUID] {
+        guard !results.isEmpty else { return [] }
+        if results.allSatisfy({ $0.resolution == .complete }) {
+            return try await ids(JobCompleteMany.query(results.map { (id: $0.id, attempt: $0.attempt) }, now: clock.bind))
+        }
+        return try await ids(JobResolveMany.query(results, now: clock.bind))
+    }
+
     /// One job, or `nil` when no job has this id.
     public func job(id: UUID) async throws -> JobRecord? {
         try await perform { try await JobRecordRow.decode(client.query(JobGet.query(id: id), logger: logger)) }.first
@@ -144,7 +156,7 @@ public struct PostgresJobStore: Sendable {
         }
         if let error = error as? PostgresTransactionError {
             let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
-            return cause.map(ConveyorStoreError.wrap) ?? ConveyorStoreError.database("transaction failed")
+            return cause.map(ConveyorStoreError.wrap) ?? ConveyorStoreError.unavailable("transaction failed")
         }
         return error
     }

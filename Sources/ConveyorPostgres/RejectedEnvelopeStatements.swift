@@ -9,11 +9,14 @@ enum RejectedInsertMany {
         let payloads = rejections.map { ByteBuffer(data: $0.payload) }
         let reasons = rejections.map(\.reason)
         let sources = rejections.map(\.source)
+        let sizes = rejections.map(\.size)
+        let hashes = rejections.map(\.sha256)
         return """
-            INSERT INTO conveyor_rejected_envelopes (id, payload, reason, received_at, source)
-            SELECT r.id, r.payload, r.reason, coalesce(\(now)::timestamptz, now()), r.source
-            FROM UNNEST(\(ids)::uuid[], \(payloads)::bytea[], \(reasons)::text[], \(sources)::text[])
-                 WITH ORDINALITY AS r(id, payload, reason, source, ord)
+            INSERT INTO conveyor_rejected_envelopes (id, payload, size, sha256, reason, received_at, source)
+            SELECT r.id, r.payload, r.size, r.sha256, r.reason, coalesce(\(now)::timestamptz, now()), r.source
+            FROM UNNEST(\(ids)::uuid[], \(payloads)::bytea[], \(sizes)::int8[], \(hashes)::text[], \(reasons)::text[],
+                        \(sources)::text[])
+                 WITH ORDINALITY AS r(id, payload, size, sha256, reason, source, ord)
             ORDER BY r.ord
             ON CONFLICT DO NOTHING
             RETURNING id
@@ -23,7 +26,7 @@ enum RejectedInsertMany {
 
 /// `RejectedList`, `RejectedGet`, `RejectedPurge`: the quarantine's admin reads and clean-up.
 enum RejectedStatements {
-    static let columns = "id, seq, payload, reason, received_at, source"
+    static let columns = "id, seq, payload, size, sha256, reason, received_at, source"
 
     static func list(beforeSeq: Int?, limit: Int) -> PostgresQuery {
         if let beforeSeq {
@@ -62,10 +65,13 @@ enum RejectedStatements {
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [RejectedEnvelope] {
         var result: [RejectedEnvelope] = []
-        for try await (id, seq, payload, reason, receivedAt, source) in rows.decode((UUID, Int64, ByteBuffer, String, Date, String).self) {
+        for try await (id, seq, payload, size, sha256, reason, receivedAt, source) in rows.decode(
+            (UUID, Int64, ByteBuffer, Int64?, String?, String, Date, String).self)
+        {
             result.append(
                 RejectedEnvelope(
-                    id: id, seq: Int(seq), payload: Data(buffer: payload), reason: reason, receivedAt: receivedAt, source: source))
+                    id: id, seq: Int(seq), payload: Data(buffer: payload), size: size.map { Int($0) }, sha256: sha256, reason: reason,
+                    receivedAt: receivedAt, source: source))
         }
         return result
     }

@@ -9,9 +9,14 @@ import Logging
 /// When heartbeats fail (the database is unreachable), leases are not renewed and each producer's
 /// watchdog stops the jobs whose lease lapsed by this process's clock: another worker may rescue and
 /// run them, so this one must not go on.
+///
+/// Jobs whose results wait in the completer are renewed too: a finished job is still held until its
+/// result is written, so a slow write cannot make the rescuer run it again.
 struct LeaseKeeper: Sendable {
     let store: PostgresJobStore
     let running: [RunningJobs]
+    /// Finished jobs whose results are not written yet (``JobCompleter/held()``).
+    let finished: @Sendable () -> [(id: UUID, attempt: Int)]
     let lease: Duration
     let interval: Duration
     let metrics: WorkerMetrics
@@ -40,14 +45,16 @@ struct LeaseKeeper: Sendable {
 
     /// One heartbeat.
     func beat() async {
-        let held = running.flatMap { $0.held() }
+        let active = running.flatMap { $0.held() }
+        var seen = Set(active.map(\.id))
+        let held = active + finished().filter { seen.insert($0.id).inserted }
         guard !held.isEmpty else { return }
         let sent = ContinuousClock.now
         do {
             let result = try await store.heartbeat(held, lease: lease)
             metrics.heartbeat(jobs: held.count)
             for registry in running { registry.renewed(result.extended, until: sent + lease) }
-            for job in held where !result.extended.contains(job.id) {
+            for job in active where !result.extended.contains(job.id) {
                 logger.warning(
                     "job no longer held at its attempt (its lease lapsed and it was rescued): stopping it",
                     metadata: ["job_id": "\(job.id)", "attempt": "\(job.attempt)"])

@@ -69,13 +69,14 @@ struct QueueProducer: Sendable {
                     for job in claimed {
                         if stop.isStopped {
                             // Claimed while the shutdown began: give it back untouched.
-                            completer.record(job, .release)
+                            completer.recordNow(job, .release)
                             continue
                         }
                         let stop = running.start(job, timeout: executor.timeout(for: job.kind), leaseDeadline: sent + settings.lease)
                         jobs.addTask {
                             let resolution = await executor.execute(job, stop: stop)
-                            completer.record(job, resolution)
+                            // Waits while the completer's backlog is full: the slot stays taken meanwhile.
+                            await completer.record(job, resolution)
                             running.finish(job.id, attempt: job.attempt)
                             inbox.wake()
                         }

@@ -26,6 +26,10 @@ public struct Worker: Service {
         public var heartbeatInterval: Duration
         /// How long running jobs may finish after a shutdown signal. Default 25 s.
         public var gracePeriod: Duration
+        /// After the grace period, how long writing the last results is retried while the database is
+        /// away before the worker gives up on them and stops with an error (their leases return the
+        /// jobs). Default 10 s.
+        public var flushDeadline: Duration = .seconds(10)
         /// The most results written per statement. Default 500.
         public var completionBatch: Int
         /// How long a partial batch of results waits before it is written. Default 5 ms.
@@ -90,7 +94,7 @@ public struct Worker: Service {
         metrics: any MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "conveyor.worker")
     ) {
         self.listener = listener
-        self.metrics = WorkerMetrics(factory: metrics)
+        self.metrics = WorkerMetrics(factory: metrics, isKnownKind: { registry[$0] != nil })
         self.configuration = configuration
         self.store = store
         self.registry = registry
@@ -128,7 +132,8 @@ public struct Worker: Service {
         let completer = JobCompleter(
             store: store,
             configuration: .init(
-                maxBatch: configuration.completionBatch, linger: configuration.completionLinger, onWritten: configuration.onResultsWritten),
+                maxBatch: configuration.completionBatch, linger: configuration.completionLinger,
+                flushDeadline: configuration.flushDeadline, onWritten: configuration.onResultsWritten),
             metrics: metrics, logger: logger)
         let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger)
         logger.info(
@@ -136,11 +141,11 @@ public struct Worker: Service {
             metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
         let inboxes = self.inboxes
         let leases = LeaseKeeper(
-            store: store, running: Array(running.values), lease: configuration.lease,
+            store: store, running: Array(running.values), finished: { completer.held() }, lease: configuration.lease,
             interval: configuration.heartbeatInterval, metrics: metrics, logger: logger)
         let (cancelChecks, cancelCheck) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
+        let unwritten = await withGracefulShutdownHandler {
+            await withTaskGroup(of: Int.self) { group -> Int in
                 group.addTask { await completer.run() }
                 await withTaskGroup(of: Void.self) { helpers in
                     helpers.addTask { await leases.run(triggers: cancelChecks) }
@@ -169,11 +174,30 @@ public struct Worker: Service {
                     helpers.cancelAll()
                 }
                 completer.finish()
+                return await group.reduce(0, +)
             }
         } onGracefulShutdown: {
             stop.trigger()
             logger.info("shutdown requested: no more claims")
         }
+        if unwritten > 0 {
+            logger.error("worker stopped with results it could not record; their leases return the jobs", metadata: ["unwritten": "\(unwritten)"])
+            throw Error.resultsNotRecorded(unwritten)
+        }
         logger.info("worker stopped")
+    }
+
+    /// Why a worker stopped with an error.
+    public enum Error: Swift.Error, Sendable, CustomStringConvertible {
+        /// Shutdown gave up writing this many results at the flush deadline (the database was away);
+        /// the jobs stay `running` until their leases expire and they are rescued.
+        case resultsNotRecorded(Int)
+
+        public var description: String {
+            switch self {
+            case .resultsNotRecorded(let count):
+                "\(count) job results could not be recorded before the flush deadline; their leases will return the jobs"
+            }
+        }
     }
 }

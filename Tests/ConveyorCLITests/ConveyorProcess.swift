@@ -15,6 +15,9 @@ struct ConveyorProcess {
             .appendingPathComponent("conveyor")
     }
 
+    /// `conveyor-test-worker`: the stock commands plus test-only kinds (`test.abort`).
+    static var testWorker: URL { executable.deletingLastPathComponent().appendingPathComponent("conveyor-test-worker") }
+
     /// The environment for a run: only what the test passes, plus PATH/HOME, so a developer's own
     /// DATABASE_URL or CONVEYOR_* settings never leak in.
     static func environment(_ extra: [String: String]) -> [String: String] {

@@ -10,7 +10,7 @@ struct CrashSafetyTests {
     static func environment(url: String, id: String) -> [String: String] {
         [
             "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "info", "CONVEYOR_WORKER_ID": id, "CONVEYOR_LEASE": "2",
-            "CONVEYOR_LEADER_TTL": "2", "CONVEYOR_POLL_INTERVAL": "0.1",
+            "CONVEYOR_LEADER_TTL": "2", "CONVEYOR_POLL_INTERVAL": "0.1", "CONVEYOR_RESCUE_DELAY": "0",
         ]
     }
 

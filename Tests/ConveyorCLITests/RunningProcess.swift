@@ -14,7 +14,7 @@ final class RunningProcess: Sendable {
     private let state = Mutex(State())
     private let exit = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
-    init(_ arguments: [String], environment: [String: String]) throws {
+    init(_ arguments: [String], environment: [String: String], executable: URL = ConveyorProcess.executable) throws {
         process = Process()
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -31,7 +31,7 @@ final class RunningProcess: Sendable {
             continuation.yield(process.terminationStatus)
         }
         pipe.fileHandleForReading.readabilityHandler = { [self] handle in self.append(handle.availableData) }
-        process.executableURL = ConveyorProcess.executable
+        process.executableURL = executable
         process.arguments = arguments
         process.environment = ConveyorProcess.environment(environment)
         try process.run()

@@ -67,7 +67,7 @@ struct IngesterTests {
             let total = envelopes.count
             try await IngesterHarness.run([ingester]) { await probe.waitFor(envelopes: total) }
 
-            let results = ["ingested": 13, "duplicate": 2, "rejected": 4]
+            let results = ["ingested": 13, "duplicate_id": 2, "rejected": 4]
             for (result, count) in results {
                 #expect(metrics.counterTotal(label: "conveyor_ingest_envelopes_total", dimensions: [("result", result)]) == Int64(count), "\(result)")
             }

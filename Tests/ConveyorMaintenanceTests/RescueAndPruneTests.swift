@@ -7,7 +7,7 @@ import Testing
 
 @Suite("Leases, rescue, fencing and pruning (store, manual clock)")
 struct RescueAndPruneTests {
-    @Test("an expired lease is rescued: available with lease_expired recorded, dead when attempts are spent, cancelled when asked")
+    @Test("an expired lease is rescued: available after the backoff with lease_expired recorded, dead when attempts are spent, cancelled when asked")
     func rescue() async throws {
         try await TestDatabase.withFresh { client, _ in
             let clock = ManualClock()
@@ -26,9 +26,14 @@ struct RescueAndPruneTests {
             #expect(result.retried == [retried] && result.dead == [spent] && result.cancelled == [cancelled])
 
             let back = try await store.require(retried)
-            #expect(back.state == .available && back.attempt == 1 && back.lockedBy == nil && back.runAt == clock.now())
+            // The attempt is spent, and the job waits out the default backoff for attempt 1 (1⁴ + 15 s).
+            #expect(back.state == .available && back.attempt == 1 && back.lockedBy == nil)
+            #expect(back.runAt == clock.now().addingTimeInterval(16))
             #expect(back.errors.map(\.kind) == [.leaseExpired])
             #expect(back.errors.first?.message.contains("w1") == true)
+            #expect(back.errors.first?.message.contains("worker lost, rescue 1 of at most 3") == true)
+            #expect(try await store.claim(queue: "default", limit: 10, worker: "w2", lease: .seconds(30)).isEmpty, "not before its backoff")
+            clock.advance(by: 16)
             #expect(try await store.require(spent).state == .dead)
             let stopped = try await store.require(cancelled)
             #expect(stopped.state == .cancelled && stopped.cancelReason == "not needed" && stopped.cancelledBy == "alice")
@@ -45,6 +50,44 @@ struct RescueAndPruneTests {
         }
     }
 
+    @Test("a job rescued three times (its handler keeps killing its worker) is dead-lettered, however many attempts it has left")
+    func rescueLimit() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let clock = ManualClock()
+            let store = PostgresJobStore(client: client, clock: clock)
+            let id = try await store.insert([NewJob(kind: "k", maxAttempts: 25)]).inserted[0]
+            var waits: [TimeInterval] = []
+            for round in 1...3 {
+                let claimed = try await store.claim(queue: "default", limit: 1, worker: "w\(round)", lease: .seconds(10))
+                #expect(claimed.map(\.id) == [id] && claimed.first?.attempt == round)
+                clock.advance(by: 11)
+                let result = try await store.rescueExpired()
+                let job = try await store.require(id)
+                if round < 3 {
+                    #expect(result.retried == [id])
+                    waits.append(job.runAt.timeIntervalSince(clock.now()))
+                    clock.advance(by: job.runAt.timeIntervalSince(clock.now()))
+                } else {
+                    #expect(result.dead == [id])
+                    #expect(job.state == .dead && job.attempt == 3 && job.finishedAt != nil)
+                    #expect(job.errors.map(\.kind) == [.leaseExpired, .leaseExpired, .leaseExpired])
+                    #expect(job.errors.last?.message.contains("rescue 3 of at most 3") == true)
+                }
+            }
+            // The default schedule without jitter: attempt⁴ + 15 s.
+            #expect(waits == [16, 31])
+            // Configurable: one rescue allowed, no wait.
+            let other = try await store.insert([NewJob(kind: "k", maxAttempts: 25)]).inserted[0]
+            _ = try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(10))
+            clock.advance(by: 11)
+            #expect(try await store.rescueExpired(maxRescues: 2, backoff: { _ in .zero }).retried == [other])
+            #expect(try await store.require(other).runAt == clock.now())
+            _ = try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(10))
+            clock.advance(by: 11)
+            #expect(try await store.rescueExpired(maxRescues: 2, backoff: { _ in .zero }).dead == [other])
+        }
+    }
+
     @Test("a stale attempt is fenced: after a rescue and a new claim, the old holder can neither renew, complete nor fail it")
     func fencing() async throws {
         try await TestDatabase.withFresh { client, _ in
@@ -58,6 +101,7 @@ struct RescueAndPruneTests {
             clock.advance(by: 11)
             #expect(try await store.rescueExpired().retried == [id])
             #expect(try await store.heartbeat([(id, first.attempt)], lease: .seconds(10)).extended.isEmpty)
+            clock.advance(by: 16)
             let second = try #require(try await store.claim(queue: "default", limit: 1, worker: "new", lease: .seconds(10)).first)
             #expect(second.attempt == first.attempt + 1)
 

@@ -149,6 +149,10 @@ def push(envelopes, key, stop_at):
         yield start + len(part)
 
 
+# conveyor's default --max-rescues.
+MAX_RESCUES = 3
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--envelopes", type=int, default=30000)
@@ -230,6 +234,7 @@ def main():
     if rejected:
         violations.append(f"{rejected} valid envelopes were quarantined")
     ran_again = 0
+    rescue_dead = 0
     for job_id, kind, state, attempt, max_attempts, errors_text in rows:
         if job_id not in expected:
             continue
@@ -242,8 +247,14 @@ def main():
             worker = expiry["message"].split("worker ", 1)[-1].split(" ", 1)[0]
             if worker not in workers.killed:
                 violations.append(f"job {job_id}: lease expired for worker {worker}, which was never killed")
+        # A job that lost its worker MAX_RESCUES times is dead-lettered by design (poison-job protection).
+        rescue_limited = state == "dead" and len(expiries) >= MAX_RESCUES
+        if rescue_limited:
+            rescue_dead += 1
         if state not in ("completed", "dead"):
             violations.append(f"job {job_id} ({name}) ended {state}")
+        elif rescue_limited:
+            pass
         elif name in ("noop", "sleep") and state != "completed":
             violations.append(f"job {job_id} ({name}) ended {state}: {errors}")
         elif name == "fail":
@@ -257,6 +268,8 @@ def main():
     for row in rows:
         states[row[2]] = states.get(row[2], 0) + 1
     log(f"{len(rows)} jobs: {states}; {ran_again} ran more than once (each after a killed worker's lease expired)")
+    if rescue_dead:
+        log(f"{rescue_dead} jobs were dead-lettered after losing {MAX_RESCUES} workers")
     log(f"took {time.monotonic() - started:.0f} s")
     if violations:
         for violation in violations[:50]:
