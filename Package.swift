@@ -186,7 +186,11 @@ let package = Package(
         .testTarget(name: "ConveyorTests", dependencies: ["Conveyor", "ConveyorTestSupport"]),
         .testTarget(
             name: "ConveyorIngressTests",
-            dependencies: ["ConveyorIngress", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")]
+            dependencies: [
+                "ConveyorIngress", "ConveyorWorker", "ConveyorBuiltinKinds", "ConveyorTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),

@@ -27,15 +27,17 @@ enum JobOutput {
         ]
         if let at = job.attemptedAt { lines.append("attempted at: \(RFC3339.format(at))") }
         if let at = job.finishedAt { lines.append("finished at:  \(RFC3339.format(at))") }
-        if let worker = job.lockedBy { lines.append("locked by:    \(worker)") }
-        if let key = job.uniqueKey { lines.append("unique key:   \(key)") }
-        if !job.tags.isEmpty { lines.append("tags:         \(job.tags.joined(separator: ", "))") }
-        if let reason = job.cancelReason { lines.append("cancelled:    \(reason)") }
-        lines.append("args:         \(job.args)")
+        let escape = TerminalText.escape
+        if let worker = job.lockedBy { lines.append("locked by:    \(escape(worker))") }
+        if let key = job.uniqueKey { lines.append("unique key:   \(escape(key))") }
+        if !job.tags.isEmpty { lines.append("tags:         \(escape(job.tags.joined(separator: ", ")))") }
+        if let reason = job.cancelReason { lines.append("cancelled:    \(escape(reason))") }
+        if let by = job.cancelledBy { lines.append("cancelled by: \(escape(by))") }
+        lines.append("args:         \(escape(job.args))")
         if !job.errors.isEmpty {
             lines.append("errors:")
             for error in job.errors {
-                lines.append("  attempt \(error.attempt) at \(RFC3339.format(error.at)) [\(error.kind.rawValue)]: \(error.message)")
+                lines.append("  attempt \(error.attempt) at \(RFC3339.format(error.at)) [\(error.kind.rawValue)]: \(escape(error.message))")
             }
         }
         return lines.joined(separator: "\n")
@@ -45,9 +47,10 @@ enum JobOutput {
     static func json(_ job: JobRecord) -> String { job.json }
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces; cells are escaped for the terminal (``TerminalText``).
 enum TextTable {
     static func render(_ rows: [[String]]) -> String {
+        let rows = rows.map { $0.map(TerminalText.escape) }
         guard let header = rows.first else { return "" }
         var widths = header.map(\.count)
         for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }

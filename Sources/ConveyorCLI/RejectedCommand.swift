@@ -58,9 +58,14 @@ struct RejectedCommand: AsyncParsableCommand {
             }
             print("id:        \(envelope.id.uuidString.lowercased())")
             print("received:  \(RFC3339.format(envelope.receivedAt))")
-            print("source:    \(envelope.source)")
-            print("reason:    \(envelope.reason)")
-            print("bytes:     \(envelope.payload.count)")
+            print("source:    \(TerminalText.escape(envelope.source))")
+            print("reason:    \(TerminalText.escape(envelope.reason))")
+            if envelope.isTruncated {
+                print("bytes:     \(envelope.size) (the first \(envelope.payload.count) are kept)")
+            } else {
+                print("bytes:     \(envelope.size)")
+            }
+            if let sha256 = envelope.sha256 { print("sha256:    \(sha256)") }
             print("payload:   \(RejectedOutput.printable(envelope.payload))")
         }
     }
@@ -89,9 +94,9 @@ struct RejectedCommand: AsyncParsableCommand {
 }
 
 enum RejectedOutput {
-    /// The payload as text when it is UTF-8, else as hex.
+    /// The payload as text when it is UTF-8 (control characters escaped), else as hex.
     static func printable(_ payload: Data) -> String {
-        if let text = String(data: payload, encoding: .utf8) { return text }
+        if let text = String(data: payload, encoding: .utf8) { return TerminalText.escape(text) }
         return "(not UTF-8) hex " + payload.prefix(4096).map { String(format: "%02x", $0) }.joined()
     }
 
@@ -99,8 +104,9 @@ enum RejectedOutput {
         var object: [String: Any] = [
             "id": envelope.id.uuidString.lowercased(), "seq": envelope.seq, "reason": envelope.reason,
             "received_at": RFC3339.format(envelope.receivedAt), "source": envelope.source,
-            "payload_base64": envelope.payload.base64EncodedString(),
+            "payload_base64": envelope.payload.base64EncodedString(), "size": envelope.size, "truncated": envelope.isTruncated,
         ]
+        if let sha256 = envelope.sha256 { object["sha256"] = sha256 }
         if let text = String(data: envelope.payload, encoding: .utf8) { object["payload"] = text }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)

@@ -2,8 +2,9 @@ public import Foundation
 
 /// RFC 3339 timestamps (`2026-11-24T02:00:00Z`, with or without fractional seconds, any offset).
 public enum RFC3339 {
-    /// The earliest time Conveyor accepts: 0001-01-01T00:00:00Z.
-    public static let earliest = Date(timeIntervalSince1970: -62_135_596_800)
+    /// The earliest time Conveyor accepts: 0001-01-01T00:00:00Z as Foundation reads it (its calendar is
+    /// Julian before 1582, so this is two days before the proleptic Gregorian date PostgreSQL means).
+    public static let earliest = Date(timeIntervalSince1970: -62_135_769_600)
     /// The first time Conveyor no longer accepts: 10000-01-01T00:00:00Z (the last accepted year is 9999).
     ///
     /// `ISO8601DateFormatter` reads six-digit years, and PostgresNIO's `Date` encoding (microseconds

@@ -106,14 +106,21 @@ public typealias LogMessages = Recorded<String>
 
 extension Recorded where Element == String {
     /// A logger that writes to ``TestDatabase/logger``'s output and records each message here.
-    public var logger: Logger {
+    public var logger: Logger { logger(withMetadata: false) }
+
+    /// Like ``logger``, but each recorded line is the message followed by its metadata (`key=value`), so a
+    /// test can check everything that reaches the logs (e.g. that no secret or row content does).
+    public func logger(withMetadata: Bool) -> Logger {
         let output = TestDatabase.logger.handler
-        return Logger(label: "conveyor.test") { [self] _ in MultiplexLogHandler([output, MessageRecorder(messages: self)]) }
+        return Logger(label: "conveyor.test") { [self] _ in
+            MultiplexLogHandler([output, MessageRecorder(messages: self, withMetadata: withMetadata)])
+        }
     }
 }
 
 private struct MessageRecorder: LogHandler {
     let messages: Recorded<String>
+    let withMetadata: Bool
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
 
@@ -122,7 +129,11 @@ private struct MessageRecorder: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// The message followed by its metadata (`key=value`), so tests can check what reaches the logs.
     func log(event: LogEvent) {
-        messages.append(["\(event.message)"])
+        guard withMetadata else { return messages.append(["\(event.message)"]) }
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        messages.append([rendered.isEmpty ? "\(event.message)" : "\(event.message) \(rendered)"])
     }
 }
