@@ -43,7 +43,8 @@ final class JobCompleter: Sendable {
         /// The batch being written.
         var inFlight: [Pending] = []
         var finishing = false
-        var finishedAt: ContinuousClock.Instant?
+        /// Past this instant, failed writes are given up (set once the worker is stopping).
+        var deadline: ContinuousClock.Instant?
         /// Writes were given up at shutdown: nothing waits for room any more.
         var abandoned = false
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -90,7 +91,9 @@ final class JobCompleter: Sendable {
     /// Results waiting to be written.
     var backlog: Int { buffer.withLock { $0.items.count + $0.inFlight.count } }
 
-    private func hasRoom(_ buffer: Buffer) -> Bool { buffer.items.count < maxBacklog || buffer.abandoned }
+    /// Whether a result may be added: the buffered and the in-flight ones count, so at most
+    /// ``Configuration/maxBacklog`` results wait while writes fail.
+    private func hasRoom(_ buffer: Buffer) -> Bool { buffer.items.count + buffer.inFlight.count < maxBacklog || buffer.abandoned }
 
     private func waitForRoom() async {
         let id = buffer.withLock { buffer -> UInt64? in
@@ -122,12 +125,21 @@ final class JobCompleter: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// The worker began stopping: writes are retried until `grace` plus ``Configuration/flushDeadline``
+    /// from now at most. Past that, finished jobs waiting for room no longer wait, so the worker can stop
+    /// even while the database is away.
+    func stopping(grace: Duration) {
+        let deadline = ContinuousClock.now + grace + configuration.flushDeadline
+        buffer.withLock { buffer in buffer.deadline = min(buffer.deadline ?? deadline, deadline) }
+    }
+
     /// Flushes what is left and makes ``run()`` return; from now on writes are retried for at most
     /// ``Configuration/flushDeadline``.
     func finish() {
+        let deadline = ContinuousClock.now + configuration.flushDeadline
         buffer.withLock { buffer in
             buffer.finishing = true
-            if buffer.finishedAt == nil { buffer.finishedAt = .now }
+            buffer.deadline = min(buffer.deadline ?? deadline, deadline)
         }
         signal.continuation.yield()
     }
@@ -160,18 +172,21 @@ final class JobCompleter: Sendable {
                 wakeWaiters()
                 await flush(batch)
                 buffer.withLock { $0.inFlight = [] }
+                wakeWaiters()
             }
         }
         return buffer.withLock { $0.unwritten + $0.items.count }
     }
 
-    /// Whether writes should stop being retried: cancelled, or stopping and past the flush deadline.
+    /// Whether writes should stop being retried: cancelled, or stopping and past the deadline.
     private var givingUp: Bool {
         if Task.isCancelled { return true }
-        return buffer.withLock { buffer in
-            guard let finishedAt = buffer.finishedAt else { return false }
-            return ContinuousClock.now - finishedAt >= configuration.flushDeadline
-        }
+        return buffer.withLock { buffer in buffer.deadline.map { ContinuousClock.now >= $0 } ?? false }
+    }
+
+    /// The time left before the deadline, if one is set.
+    private var untilDeadline: Duration? {
+        buffer.withLock { buffer in buffer.deadline.map { max(.zero, $0 - ContinuousClock.now) } }
     }
 
     /// Writes one batch, retrying with backoff while the database is unreachable. When stopping, it
@@ -196,8 +211,9 @@ final class JobCompleter: Sendable {
                     abandon(batch, error: error)
                     return
                 }
-                logger.warning("recording job results failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay.readable)"])
-                try? await Task.sleep(for: delay)
+                let wait = min(delay, untilDeadline ?? delay)
+                logger.warning("recording job results failed, retrying", metadata: ["error": "\(error)", "retry_in": "\(wait.readable)"])
+                try? await Task.sleep(for: wait)
                 delay = min(delay * 2, .seconds(5))
             }
         }
@@ -233,7 +249,7 @@ final class JobCompleter: Sendable {
     private func abandon(_ batch: [Pending], error: any Error) {
         let total = buffer.withLock { buffer -> Int in
             buffer.unwritten += batch.count
-            if buffer.finishing { buffer.abandoned = true }
+            if buffer.deadline != nil { buffer.abandoned = true }
             return buffer.unwritten
         }
         wakeWaiters()

@@ -55,7 +55,9 @@ struct JobExecutor: Sendable {
         guard let entry = registry[job.kind] else {
             let message = "no handler is registered for kind \(job.kind)"
             logger.error("job dead-lettered: \(message)")
-            return .dead(FailureRecord(message: message, kind: .unknownKind))
+            let resolution = JobResolution.dead(FailureRecord(message: message, kind: .unknownKind))
+            metrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: .zero)
+            return resolution
         }
         let context = JobContext(
             id: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,

@@ -34,6 +34,9 @@ public struct Worker: Service {
         public var completionBatch: Int
         /// How long a partial batch of results waits before it is written. Default 5 ms.
         public var completionLinger: Duration
+        /// The most results waiting to be written before finished jobs hold their slots (so producers
+        /// stop claiming) until writes catch up. Default 10 × ``completionBatch``.
+        public var maxPendingResults: Int?
         /// While jobs are running, the shortest time between two claims of a queue. Default 5 ms.
         public var claimCooldown: Duration
         /// How often running jobs are checked against their kind's timeout. Default 100 ms.
@@ -133,7 +136,8 @@ public struct Worker: Service {
             store: store,
             configuration: .init(
                 maxBatch: configuration.completionBatch, linger: configuration.completionLinger,
-                flushDeadline: configuration.flushDeadline, onWritten: configuration.onResultsWritten),
+                maxBacklog: configuration.maxPendingResults, flushDeadline: configuration.flushDeadline,
+                onWritten: configuration.onResultsWritten),
             metrics: metrics, logger: logger)
         let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger)
         logger.info(
@@ -177,6 +181,7 @@ public struct Worker: Service {
                 return await group.reduce(0, +)
             }
         } onGracefulShutdown: {
+            completer.stopping(grace: configuration.gracePeriod)
             stop.trigger()
             logger.info("shutdown requested: no more claims")
         }
@@ -188,7 +193,7 @@ public struct Worker: Service {
     }
 
     /// Why a worker stopped with an error.
-    public enum Error: Swift.Error, Sendable, CustomStringConvertible {
+    public enum Error: Swift.Error, Sendable, Equatable, CustomStringConvertible {
         /// Shutdown gave up writing this many results at the flush deadline (the database was away);
         /// the jobs stay `running` until their leases expire and they are rescued.
         case resultsNotRecorded(Int)
