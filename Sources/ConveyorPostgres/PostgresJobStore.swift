@@ -45,6 +45,14 @@ public struct PostgresJobStore: Sendable {
         maxAttempts: (String) -> Int = { _ in RetryPolicy.defaultMaxAttempts }
     ) async throws -> InsertResult {
         guard !jobs.isEmpty else { return InsertResult(inserted: [], duplicates: 0) }
+        // PostgresNIO traps encoding a Date past about year 294,000: refuse what validation would.
+        for job in jobs {
+            for (field, date) in [("run_at", job.runAt), ("enqueued_at", job.enqueuedAt)] {
+                if let date, !RFC3339.isSupported(date) {
+                    throw ConveyorStoreError.invalidData(NewJob.ValidationError.timeOutOfRange(field: field).description)
+                }
+            }
+        }
         let query = JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind)
         let runner: any QueryRunner = connection ?? client
         let rows = try await perform { try await runner.run(query, logger: logger) }

@@ -110,6 +110,18 @@ struct ConfigurationErrorTests {
         // The scheduler leads maintenance too, so it reads the same retention settings.
         (["scheduler"], ["CONVEYOR_RETENTION_DEAD": "1 month"],
          "conveyor: CONVEYOR_RETENTION_DEAD: \"1 month\" is not a duration (e.g. 90s, 15m, 24h, 30d, or off)"),
+        // Settings that cannot work (issue 13): each stops the process naming itself.
+        (["worker"], ["CONVEYOR_LOG_LEVEL": "loud"],
+         "conveyor: CONVEYOR_LOG_LEVEL: \"loud\" is not a level (trace, debug, info, notice, warning, error, critical)"),
+        (["worker", "--lease", "10", "--heartbeat-interval", "10"], [String: String](),
+         "conveyor: --heartbeat-interval: 10.0 s must be shorter than the lease (10.0 s), or every job's lease lapses between renewals"),
+        (["worker"], ["CONVEYOR_LEASE": "5", "CONVEYOR_HEARTBEAT_INTERVAL": "6"],
+         "conveyor: CONVEYOR_HEARTBEAT_INTERVAL: 6.0 s must be shorter than the lease (5.0 s), or every job's lease lapses between renewals"),
+        (["worker", "--ingest-batch", "0"], [String: String](), "conveyor: --ingest-batch: 0 is out of range 1...5000"),
+        (["worker"], ["CONVEYOR_COMPLETION_BATCH": "0"], "conveyor: CONVEYOR_COMPLETION_BATCH: \"0\" must be an integer from 1 to 5000"),
+        (["worker", "--max-rescues", "0"], [String: String](), "conveyor: --max-rescues: 0 is out of range 1...1000"),
+        (["worker"], ["CONVEYOR_STATEMENT_TIMEOUT": "soon"],
+         "conveyor: CONVEYOR_STATEMENT_TIMEOUT: \"soon\" is not a duration (e.g. 90s, 15m, 24h, 30d, or off)"),
     ])
     func badQueues(arguments: [String], environment: [String: String], expected: String) async throws {
         var environment = environment

@@ -20,6 +20,14 @@ struct NewJobTests {
         (NewJob(kind: "a", uniqueKey: String(repeating: "k", count: 256)), .uniqueKeyTooLong(256)),
         (NewJob(kind: "a", args: "[1]"), .argsNotAnObject("an array")),
         (NewJob(kind: "a", args: "{"), .argsNotJSON("unexpected end of input, expected an object key at byte 1")),
+        // PostgreSQL counts code points: 255 Characters of "a" + combining acute are 510.
+        (NewJob(kind: "a", uniqueKey: String(repeating: "a\u{301}", count: 255)), .uniqueKeyTooLong(510)),
+        (NewJob(kind: "a", runAt: Date(timeIntervalSince1970: 1e13)), .timeOutOfRange(field: "run_at")),
+        (NewJob(kind: "a", runAt: Date(timeIntervalSince1970: -1e12)), .timeOutOfRange(field: "run_at")),
+        (NewJob(kind: "a", enqueuedAt: Date.distantFuture.addingTimeInterval(1e12)), .timeOutOfRange(field: "enqueued_at")),
+        // The depth and NUL checks read the text, so keys a Swift dictionary merges cannot hide nesting.
+        (NewJob(kind: "a", args: #"{"é":"# + String(repeating: "[", count: 80) + String(repeating: "]", count: 80) + #","e\u0301":1}"#), .argsTooDeep),
+        (NewJob(kind: "a", args: #"{"k":"a\u0000b"}"#), .nulCharacter(field: "args")),
     ]
 
     @Test("rejects each field out of bounds", arguments: invalid)

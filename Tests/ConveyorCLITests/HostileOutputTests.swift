@@ -1,0 +1,91 @@
+import ConveyorCore
+import ConveyorTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+/// What producers and upstreams control reaches an operator's terminal escaped; dates out of range are
+/// refused at the command line; a worker whose database disappears still stops.
+@Suite("Hostile values at the command line", .timeLimit(.minutes(2)))
+struct HostileOutputTests {
+    static let escape = "\u{1B}]0;pwned\u{07}\u{1B}[2J"
+
+    @Test("jobs show and rejected show escape control characters; --json stays exact")
+    func terminalEscapes() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let job = NewJob(kind: "conveyor.noop", args: #"{"note":"\u001b]0;x\u0007"}"#, uniqueKey: "key\(Self.escape)", tags: ["t\(Self.escape)"])
+            let id = try await store.insert([job]).inserted[0]
+            let claimed = try await store.claim(queue: "default", limit: 1, worker: "w\u{9B}31m", lease: .seconds(30))
+            _ = try await store.resolve([(id, claimed[0].attempt, .retry(after: .seconds(60), FailureRecord(message: "upstream: \(Self.escape)", kind: .error)))])
+            _ = try await store.ingest(
+                jobs: [], rejected: [Rejection(id: UUID(), payload: Data("bad \(Self.escape) \u{202E}txt".utf8), reason: "envelope is not valid JSON", source: "s")],
+                maxAttempts: { _ in 25 })
+            let env = ["DATABASE_URL": url]
+
+            let shown = try await ConveyorProcess.run(["jobs", "show", id.uuidString], environment: env)
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(!shown.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 })
+            #expect(shown.stdout.contains(#"unique key:   key\e]0;pwned\x07\e[2J"#), "\(shown.stdout)")
+            #expect(shown.stdout.contains(#"upstream: \e]0;pwned"#))
+            let listed = try await ConveyorProcess.run(["jobs", "list"], environment: env)
+            #expect(!listed.stdout.unicodeScalars.contains { $0.value == 0x1B }, "\(listed.stdout)")
+            let json = try await ConveyorProcess.run(["jobs", "show", id.uuidString, "--json"], environment: env)
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            #expect(object?["unique_key"] as? String == "key\(Self.escape)", "JSON output is exact")
+
+            let rejected = try await store.rejectedEnvelopes()[0]
+            let show = try await ConveyorProcess.run(["rejected", "show", rejected.id.uuidString], environment: env)
+            #expect(show.status == 0, "\(show.stderr)")
+            #expect(!show.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x202E })
+            #expect(show.stdout.contains(#"bad \e]0;pwned\x07\e[2J \u{202e}txt"#), "\(show.stdout)")
+            #expect(show.stdout.contains("sha256:    "))
+            let raw = try await ConveyorProcess.run(["rejected", "show", rejected.id.uuidString, "--json"], environment: env)
+            let envelope = try JSONSerialization.jsonObject(with: Data(raw.stdout.utf8)) as? [String: Any]
+            #expect(envelope?["payload"] as? String == "bad \(Self.escape) \u{202E}txt")
+        }
+    }
+
+    @Test("a run-at past year 9999 is refused at the command line, naming the flag")
+    func farFutureRunAt() async throws {
+        let result = try await ConveyorProcess.run(
+            ["enqueue", "--direct", "conveyor.noop", "--run-at", "999999-01-01T00:00:00Z"], environment: ["DATABASE_URL": "postgres://u@127.0.0.1:1/db"])
+        #expect(result.status == 78)
+        #expect(result.stderr.hasPrefix("conveyor: --run-at: "), "\(result.stderr)")
+    }
+
+    @Test("a worker whose PostgreSQL disappears after SIGTERM exits within the grace period plus the flush deadline, non-zero")
+    func shutdownWithoutDatabase() async throws {
+        let serverURL = try TestDatabase.serverURL()
+        try await TestDatabase.withFresh { client, url in
+            let store = PostgresJobStore(client: client)
+            let id = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 1}"#)]).inserted[0]
+            var env = CrashSafetyTests.environment(url: url, id: "cut-off")
+            env["CONVEYOR_LOG_LEVEL"] = "debug"
+            env["CONVEYOR_GRACE_PERIOD"] = "3"
+            env["CONVEYOR_FLUSH_DEADLINE"] = "1"
+            let worker = try RunningProcess(["worker", "--no-ingest"], environment: env)
+            await worker.waitFor("job started")
+            worker.signal(SIGTERM)
+            let started = ContinuousClock.now
+            // The database goes away: no new connection is let in, and the worker's are cut.
+            let name = String(url.split(separator: "/").last ?? "")
+            try await TestDatabase.withClient(url: serverURL) { admin in
+                _ = try await admin.query("ALTER DATABASE \(unescaped: name) ALLOW_CONNECTIONS false", logger: TestDatabase.logger).collect()
+                _ = try await admin.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(name) AND pid <> pg_backend_pid()",
+                    logger: TestDatabase.logger
+                ).collect()
+            }
+            let status = await worker.exitStatus()
+            let took = ContinuousClock.now - started
+            #expect(status != 0, "\(worker.output.suffix(3000))")
+            #expect(took < .seconds(3 + 1 + 8), "exited after \(took)")
+            #expect(worker.output.contains("could not record job results") || worker.output.contains("shutdown did not finish within its deadline"))
+            try await TestDatabase.withClient(url: serverURL) { admin in
+                _ = try await admin.query("ALTER DATABASE \(unescaped: name) ALLOW_CONNECTIONS true", logger: TestDatabase.logger).collect()
+            }
+            _ = id
+        }
+    }
+}
