@@ -135,7 +135,7 @@ extension Dashboard {
         let rows = envelopes.map { envelope -> [String] in
             [
                 "<a href=\"/rejected/\(envelope.id.uuidString.lowercased())\"><code>\(envelope.id.uuidString.lowercased())</code></a>",
-                HTML.time(envelope.receivedAt), "\(envelope.payload.count)", HTML.escape(envelope.reason),
+                HTML.time(envelope.receivedAt), "\(envelope.size)", HTML.escape(envelope.reason),
             ]
         }
         var body = envelopes.isEmpty ? "<p>No quarantined envelopes.</p>" : HTML.table(["Id", "Received", "Bytes", "Reason"], rows)
@@ -153,7 +153,8 @@ extension Dashboard {
         let body = """
             <table><tr><th>Reason</th><td>\(HTML.escape(envelope.reason))</td></tr>
             <tr><th>Received</th><td>\(HTML.time(envelope.receivedAt))</td></tr><tr><th>From</th><td>\(HTML.escape(envelope.source))</td></tr>
-            <tr><th>Bytes</th><td>\(envelope.payload.count)</td></tr></table>
+            <tr><th>Bytes</th><td>\(envelope.size)\(envelope.isTruncated ? " (the first \(envelope.payload.count) are kept)" : "")</td></tr>
+            \(envelope.sha256.map { "<tr><th>SHA-256</th><td><code>\($0)</code></td></tr>" } ?? "")</table>
             <h2>Payload</h2><pre>\(HTML.escape(payload))</pre>
             """
         return .html(HTML.page("Quarantined envelope", body))

@@ -5,7 +5,9 @@ Pushes envelopes of no-op, slow and failing kinds into Redis while three worker 
 SIGKILLs a random worker every few seconds and restarts it; restarts Redis once and PostgreSQL once
 mid-run; waits for the queue to settle; then checks the guarantees and exits non-zero on any violation:
 
-- every envelope became exactly one job (and nothing was quarantined);
+- every valid envelope became exactly one job; every hostile one (far-future dates, combining unique
+  keys, keys that hide nesting, NUL, oversized, terminal escapes, invalid UTF-8) was quarantined and no
+  valid one was; jobs of kinds no handler knows were dead-lettered;
 - every job ended `completed` or `dead` exactly as its kind dictates (a failing job is dead only when
   its deliberate failures reach max_attempts, or a killed worker's lease expiry spent its last attempt);
 - no job is stuck `running` or `available`; the ingress and processing lists are empty;
@@ -13,6 +15,7 @@ mid-run; waits for the queue to settle; then checks the guarantees and exits non
 It prints how many jobs ran more than once.
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -127,6 +130,28 @@ def make_envelopes(count, rng):
     return envelopes, expected
 
 
+def hostile_envelopes(count, rng):
+    """Envelopes that must be quarantined (bytes), varied by index; each is a single input that once took
+    the pipeline down or could."""
+    makers = [
+        lambda i: json.dumps({"v": 1, "kind": "conveyor.noop", "run_at": f"{rng.randint(10000, 999999)}-01-01T00:00:00Z"}),
+        lambda i: json.dumps({"v": 1, "kind": "conveyor.noop", "enqueued_at": "+275760-09-13T00:00:00Z", "args": {"i": i}}),
+        lambda i: json.dumps({"v": 1, "kind": "conveyor.noop", "unique_key": "a\u0301" * rng.randint(128, 255)}),
+        lambda i: '{"v":1,"kind":"conveyor.noop","args":{"\u00e9":' + "[" * 100 + "]" * 100 + ',"e\u0301":' + str(i) + '}}',
+        lambda i: '{"v":1,"kind":"conveyor.noop","args":{"s":"nul\\u0000' + str(i) + '"}}',
+        lambda i: "\x1b]0;pwned\x07\x1b[2J" + str(i),
+        lambda i: b"\xff\xfe" + str(i).encode(),
+        lambda i: b'{"v":1,"kind":"conveyor.noop","args":{"s":"' + b"x" * (3 << 20) + str(i).encode() + b'"}}',
+    ]
+    result = []
+    for i in range(count):
+        # The 3 MiB one rarely: it is the slowest to push and to ingest.
+        maker = makers[i % (len(makers) - 1)] if i % 50 else makers[-1]
+        envelope = maker(i)
+        result.append(envelope if isinstance(envelope, bytes) else envelope.encode())
+    return result
+
+
 def push(envelopes, key, stop_at):
     """Pushes in chunks, retrying a chunk across a Redis restart (a chunk pushed twice is dropped at
     ingest by its ids: that is what ids are for)."""
@@ -160,14 +185,24 @@ def main():
     parser.add_argument("--kill-every", type=float, default=4)
     parser.add_argument("--lease", type=float, default=5)
     parser.add_argument("--settle-timeout", type=float, default=180)
+    parser.add_argument("--hostile", type=int, default=200, help="hostile envelopes mixed in (and a quarter as many of unknown kinds)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--logdir", required=True)
     parser.add_argument("--binary", required=True)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    log(f"seed {args.seed}: {args.envelopes} envelopes, {args.chaos_seconds:.0f} s of chaos, a worker killed every {args.kill_every} s")
+    log(f"seed {args.seed}: {args.envelopes} envelopes and {args.hostile} hostile ones, {args.chaos_seconds:.0f} s of chaos, "
+        f"a worker killed every {args.kill_every} s")
 
     envelopes, expected = make_envelopes(args.envelopes, rng)
+    hostile = hostile_envelopes(args.hostile, rng)
+    unknown = {}
+    for _ in range(args.hostile // 4):
+        job_id = str(uuid.uuid4())
+        unknown[job_id] = f"made.up.{rng.randint(0, 10**9)}"
+        envelopes.append(json.dumps({"v": 1, "kind": unknown[job_id], "id": job_id}))
+    envelopes += hostile
+    rng.shuffle(envelopes)
     key = ENV.get("CONVEYOR_REDIS_NAMESPACE", "{conveyor}") + ":ingress"
     workers = Workers(args.binary, 3, args.logdir, args.lease)
     started = time.monotonic()
@@ -226,13 +261,19 @@ def main():
             f"{workers.unavailable}")
 
     rows = psql("SELECT id, kind, state, attempt, max_attempts, errors::text FROM conveyor_jobs")
-    rejected = int(psql("SELECT count(*) FROM conveyor_rejected_envelopes")[0][0])
+    quarantined = {row[0] for row in psql("SELECT coalesce(sha256, encode(sha256(payload), 'hex')) FROM conveyor_rejected_envelopes")}
     ids = [row[0] for row in rows]
-    if len(ids) != len(set(ids)) or set(ids) != set(expected):
-        violations.append(f"jobs do not match envelopes one to one: {len(expected)} envelopes, {len(ids)} rows, "
-                          f"{len(set(expected) - set(ids))} missing, {len(set(ids) - set(expected))} unknown")
-    if rejected:
-        violations.append(f"{rejected} valid envelopes were quarantined")
+    if len(ids) != len(set(ids)) or set(ids) != set(expected) | set(unknown):
+        violations.append(f"jobs do not match envelopes one to one: {len(expected) + len(unknown)} envelopes, {len(ids)} rows, "
+                          f"{len(set(expected) - set(ids))} missing, {len(set(ids) - set(expected) - set(unknown))} unknown")
+    hostile_hashes = {hashlib.sha256(envelope).hexdigest() for envelope in hostile}
+    if quarantined - hostile_hashes:
+        violations.append(f"{len(quarantined - hostile_hashes)} valid envelopes were quarantined")
+    if hostile_hashes - quarantined:
+        violations.append(f"{len(hostile_hashes - quarantined)} of {len(hostile_hashes)} hostile envelopes were not quarantined")
+    for job_id, kind, state, attempt, max_attempts, errors_text in rows:
+        if job_id in unknown and (state != "dead" or "unknown_kind" not in errors_text):
+            violations.append(f"job {job_id} of unknown kind {kind} ended {state}: {errors_text}")
     ran_again = 0
     rescue_dead = 0
     for job_id, kind, state, attempt, max_attempts, errors_text in rows:
