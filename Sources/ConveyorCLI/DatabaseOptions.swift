@@ -69,7 +69,8 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    /// Connects once (5 s timeout) and checks for the schema.
+    /// Connects once (5 s timeout) and, with `schema`, checks that every migration built into this
+    /// binary is applied (a database migrated by a newer release passes).
     static func check(_ url: DatabaseURL, schema: Bool, logger: Logger) async throws {
         var quiet = logger
         quiet.logLevel = .critical
@@ -79,11 +80,10 @@ struct DatabaseOptions: ParsableArguments {
         } catch {
             throw CommandError.unavailable("DATABASE_URL: cannot connect to PostgreSQL at \(url): \(ConveyorStoreError.describe(error))")
         }
-        var migrated = false
+        var missing: [String] = []
         var failure: (any Error)?
         do {
-            let rows = try await connection.query("SELECT to_regclass('conveyor_jobs') IS NOT NULL", logger: quiet)
-            for try await value in rows.decode(Bool.self) { migrated = value }
+            if schema { missing = try await Migrator.embedded.missing(on: connection, logger: quiet) }
         } catch {
             failure = error
         }
@@ -91,8 +91,12 @@ struct DatabaseOptions: ParsableArguments {
         if let failure {
             throw CommandError.unavailable("DATABASE_URL: PostgreSQL at \(url) failed a query: \(ConveyorStoreError.describe(failure))")
         }
-        if schema && !migrated {
+        if missing.count == Migrator.embedded.migrations.count {
             throw CommandError.failed("the database at \(url) has no Conveyor schema: run `conveyor migrate` first")
+        }
+        if let first = missing.first {
+            let more = missing.count > 1 ? " and \(missing.count - 1) more" : ""
+            throw CommandError.failed("the database at \(url) lacks migration \(first)\(more) that this binary needs: run `conveyor migrate` first")
         }
     }
 }

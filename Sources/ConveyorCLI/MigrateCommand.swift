@@ -7,21 +7,24 @@ import Logging
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
-        abstract: "Apply migrations/*.sql that are not applied yet (idempotent; safe to run concurrently).")
+        abstract: "Apply the migrations built into this binary that are not applied yet (idempotent; safe to run concurrently).")
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "The migrations folder (env: CONVEYOR_MIGRATIONS; default: ./migrations, else the one next to the binary's checkout).")
+    @Option(help: "A migrations folder to apply instead of the migrations built into this binary (env: CONVEYOR_MIGRATIONS).")
     var migrations: String?
 
     func run() async throws {
         let logger = Logger(label: "conveyor.migrate")
-        let directory = try Self.migrationsDirectory(migrations)
         let migrator: Migrator
-        do {
-            migrator = try Migrator(directory: directory)
-        } catch {
-            throw CommandError.configuration(setting: migrations == nil ? "CONVEYOR_MIGRATIONS" : "--migrations", reason: "\(error)")
+        if let path = Settings.string(migrations, env: "CONVEYOR_MIGRATIONS") {
+            do {
+                migrator = try Migrator(directory: URL(fileURLWithPath: path))
+            } catch {
+                throw CommandError.configuration(setting: migrations == nil ? "CONVEYOR_MIGRATIONS" : "--migrations", reason: "\(error)")
+            }
+        } else {
+            migrator = .embedded
         }
         try await database.withClient(logger: logger, checkSchema: false, timeout: false) { client in
             do {
@@ -33,20 +36,5 @@ struct MigrateCommand: AsyncParsableCommand {
                 throw CommandError.failed("\(error)")
             }
         }
-    }
-
-    static func migrationsDirectory(_ flag: String?) throws -> URL {
-        if let path = Settings.string(flag, env: "CONVEYOR_MIGRATIONS") {
-            return URL(fileURLWithPath: path)
-        }
-        let local = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("migrations")
-        if FileManager.default.fileExists(atPath: local.path) { return local }
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = directory.appendingPathComponent("migrations")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("0001_jobs.sql").path) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        throw CommandError.configuration(setting: "CONVEYOR_MIGRATIONS", reason: "no migrations folder found; pass --migrations PATH")
     }
 }

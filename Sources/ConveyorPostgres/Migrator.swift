@@ -25,6 +25,25 @@ public struct Migrator: Sendable {
     /// The migrations, sorted by name.
     public let migrations: [Migration]
 
+    /// The migrations built into this library (`migrations/*.sql` of its source, embedded by
+    /// `ops/embed-migrations`): a service runs them from code, and a binary copied alone onto a host
+    /// migrates without any folder, as River's and Oban's do.
+    public static var embedded: Migrator { Migrator(migrations: EmbeddedMigrations.all) }
+
+    /// The names of ``migrations`` not applied to the database behind `connection` (all of them when
+    /// it was never migrated). A database with migrations this build does not know is fine: a newer
+    /// release migrated it, and every migration keeps the older code working.
+    public func missing(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
+        var applied: Set<String> = []
+        let exists = try await connection.query("SELECT to_regclass('conveyor_migrations') IS NOT NULL", logger: logger)
+        for try await value in exists.decode(Bool.self) where value {
+            for try await name in try await connection.query("SELECT name FROM conveyor_migrations", logger: logger).decode(String.self) {
+                applied.insert(name)
+            }
+        }
+        return migrations.map(\.name).filter { !applied.contains($0) }
+    }
+
     /// Creates a migrator for the given migrations (sorted by name here).
     public init(migrations: [Migration]) {
         self.migrations = migrations.sorted { $0.name < $1.name }

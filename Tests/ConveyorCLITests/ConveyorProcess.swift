@@ -33,18 +33,25 @@ struct ConveyorProcess {
         try await run(executable: executable, arguments, environment: environment(extra), input: input)
     }
 
+    /// Runs another `conveyor` executable (a copy elsewhere) in `folder`.
+    static func run(executable: URL, _ arguments: [String], environment extra: [String: String] = [:], in folder: URL) async throws -> Result {
+        try await run(executable: executable, arguments, environment: environment(extra), input: nil, directory: folder)
+    }
+
     /// Runs any program (`python3`, `redis-cli`…) through `/usr/bin/env` with exactly `environment`,
     /// awaiting its exit without blocking a thread.
     static func tool(_ arguments: [String], environment: [String: String]) async throws -> Result {
         try await run(executable: URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: environment, input: nil)
     }
 
-    private static func run(executable: URL, _ arguments: [String], environment: [String: String], input: String?) async throws -> Result {
+    private static func run(
+        executable: URL, _ arguments: [String], environment: [String: String], input: String?, directory: URL? = nil
+    ) async throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.environment = environment
-        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        process.currentDirectoryURL = directory ?? URL(fileURLWithPath: NSTemporaryDirectory())
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
