@@ -15,6 +15,13 @@ let package = Package(
         .library(name: "ConveyorCore", targets: ["ConveyorCore"]),
         .library(name: "ConveyorPostgres", targets: ["ConveyorPostgres"]),
         .library(name: "ConveyorWorker", targets: ["ConveyorWorker"]),
+        // What a service needs to build its own `conveyor` with its kinds (examples/custom-conveyor).
+        .library(name: "ConveyorCLI", targets: ["ConveyorCLI"]),
+        .library(name: "ConveyorIngress", targets: ["ConveyorIngress"]),
+        .library(name: "ConveyorMaintenance", targets: ["ConveyorMaintenance"]),
+        .library(name: "ConveyorRedis", targets: ["ConveyorRedis"]),
+        .library(name: "ConveyorBuiltinKinds", targets: ["ConveyorBuiltinKinds"]),
+        .library(name: "ConveyorWeb", targets: ["ConveyorWeb"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -155,6 +162,14 @@ let package = Package(
             dependencies: ["ConveyorCLI", "ConveyorCore"],
             path: "Tests/ConveyorTestWorker"
         ),
+        // The example of a service's own `conveyor` (examples/custom-conveyor, also a package of its own
+        // for copying): built here so the tests run it.
+        .executableTarget(
+            name: "custom-conveyor",
+            dependencies: ["ConveyorCLI", "Conveyor"],
+            path: "examples/custom-conveyor/Sources/custom-conveyor",
+            swiftSettings: strict
+        ),
         .target(
             name: "ConveyorTestSupport",
             dependencies: [
@@ -194,7 +209,7 @@ let package = Package(
         ),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
-        .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport", "conveyor-test-worker"]),
+        .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport", "conveyor-test-worker", "custom-conveyor"]),
         .testTarget(
             name: "ConveyorWebTests",
             dependencies: [

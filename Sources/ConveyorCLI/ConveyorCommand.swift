@@ -21,10 +21,22 @@ public struct ConveyorCommand: AsyncParsableCommand {
 
     public init() {}
 
-    /// Parses the arguments and runs the command with the stock kinds plus those `kinds` registers (an
-    /// executable of your own with your handlers); errors become one line on stderr and an exit status.
-    public static func start(arguments: [String]? = nil, kinds: @escaping @Sendable (inout HandlerRegistry) -> Void) async {
-        await ConveyorKinds.$extra.withValue(kinds) { await start(arguments: arguments) }
+    /// Parses the arguments and runs the command with the stock kinds plus those `kinds` registers, and
+    /// the stock schedules plus `schedules`: a service's own `conveyor` with its handlers, every stock
+    /// command included (`worker`, `scheduler`, `migrate`, `web`, `jobs`…). Jobs of its kinds get their
+    /// kind's defaults (max attempts) at ingest. Errors become one line on stderr and an exit status.
+    ///
+    /// ```swift
+    /// import ConveyorCLI
+    /// ConveyorCommand.bootstrapLogging()
+    /// await ConveyorCommand.start(kinds: { $0.register(SendReceipt()) }, schedules: [nightly])
+    /// ```
+    public static func start(
+        arguments: [String]? = nil, kinds: @escaping @Sendable (inout HandlerRegistry) -> Void, schedules: [Schedule] = []
+    ) async {
+        await ConveyorKinds.$extra.withValue(kinds) {
+            await ConveyorKinds.$extraSchedules.withValue(schedules) { await start(arguments: arguments) }
+        }
     }
 
     /// Parses the arguments and runs the command; errors become one line on stderr and an exit status.
