@@ -32,7 +32,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Queues and their concurrency, e.g. default=20,render=2 (env: CONVEYOR_QUEUES; default: default).")
     var queues: String?
 
-    @Option(help: "Concurrency of a queue listed without =N (env: CONVEYOR_CONCURRENCY; default 10).")
+    @Option(help: "Concurrency of a queue listed without =N (env: CONVEYOR_CONCURRENCY; default 100).")
     var concurrency: Int?
 
     @Option(name: .customLong("grace-period"), help: "Seconds running jobs may finish after SIGTERM (env: CONVEYOR_GRACE_PERIOD; default 25).")
@@ -110,7 +110,7 @@ struct WorkerCommand: AsyncParsableCommand {
     /// Validates every setting before connecting, so bad configuration fails fast with one line.
     func workerConfiguration() throws -> Worker.Configuration {
         let defaultConcurrency = try Settings.int(
-            concurrency, env: "CONVEYOR_CONCURRENCY", flagName: "--concurrency", default: 10, range: 1...10_000)
+            concurrency, env: "CONVEYOR_CONCURRENCY", flagName: "--concurrency", default: 100, range: 1...10_000)
         let queueText = Settings.string(queues, env: "CONVEYOR_QUEUES") ?? "default"
         let queueConfiguration: QueueConfiguration
         do {
