@@ -1,4 +1,6 @@
 public import ArgumentParser
+import ConveyorPostgres
+import PostgresNIO
 public import ConveyorCore
 import Foundation
 import Logging
@@ -51,6 +53,10 @@ public struct ConveyorCommand: AsyncParsableCommand {
         } catch let error as CommandError {
             FileHandle.standardError.write(Data("conveyor: \(error)\n".utf8))
             Foundation.exit(error.exitCode)
+        } catch let error as PSQLError {
+            // PSQLError's description is deliberately generic: say what the server said (never a secret).
+            FileHandle.standardError.write(Data("conveyor: database error: \(ConveyorStoreError.describe(error))\n".utf8))
+            Foundation.exit(1)
         } catch {
             exit(withError: error)
         }

@@ -55,8 +55,8 @@ public struct PostgresJobStore: Sendable {
         }
         let query = JobInsertMany.query(jobs, maxAttempts: maxAttempts, now: clock.bind)
         let runner: any QueryRunner = connection ?? client
-        let rows = try await perform { try await runner.run(query, logger: logger) }
-        let inserted = try await JobInsertMany.decode(rows).inserted
+        // Decoded inside `perform`: a statement's error can arrive while its rows are read.
+        let inserted = try await perform { try await JobInsertMany.decode(runner.run(query, logger: logger)).inserted }
         return InsertResult(inserted: inserted, duplicates: jobs.count - inserted.count)
     }
 

@@ -90,3 +90,31 @@ struct HostileOutputTests {
         }
     }
 }
+
+@Suite("PostgreSQL sessions of the processes")
+struct SessionSettingsTests {
+    @Test("every session of a process's pool runs with statement_timeout (30 s by default, CONVEYOR_STATEMENT_TIMEOUT)")
+    func statementTimeout() async throws {
+        try await TestDatabase.withFresh { client, url in
+            // The insert reports the session's setting back through its error message.
+            _ = try await client.query(
+                """
+                CREATE FUNCTION report_timeout() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'statement_timeout=%', current_setting('statement_timeout'); END $$
+                """, logger: TestDatabase.logger
+            ).collect()
+            _ = try await client.query(
+                "CREATE TRIGGER report_timeout BEFORE INSERT ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION report_timeout()",
+                logger: TestDatabase.logger
+            ).collect()
+            let byDefault = try await ConveyorProcess.run(["enqueue", "--direct", "conveyor.noop"], environment: ["DATABASE_URL": url])
+            #expect(byDefault.stderr.contains("statement_timeout=30s"), "\(byDefault.stderr)")
+            let set = try await ConveyorProcess.run(
+                ["enqueue", "--direct", "conveyor.noop"], environment: ["DATABASE_URL": url, "CONVEYOR_STATEMENT_TIMEOUT": "2m"])
+            #expect(set.stderr.contains("statement_timeout=2min"), "\(set.stderr)")
+            let off = try await ConveyorProcess.run(
+                ["enqueue", "--direct", "conveyor.noop"], environment: ["DATABASE_URL": url, "CONVEYOR_STATEMENT_TIMEOUT": "off"])
+            #expect(off.stderr.contains("statement_timeout=0"), "\(off.stderr)")
+        }
+    }
+}
