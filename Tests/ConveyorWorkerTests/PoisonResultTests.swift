@@ -88,6 +88,47 @@ struct PoisonResultTests {
         }
     }
 
+    @Test("a result PostgreSQL refuses (a data error) is isolated: the flush's other results are written, and it is recorded as a failure that says so")
+    func refusedResultIsolated() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let ids = try await store.insert(
+                (0..<5).map { NewJob(kind: HostileResultJob.kind, args: $0 == 2 ? #"{"mode":"ok","refuse":true}"# : #"{"mode":"ok"}"#) }
+            ).inserted
+            // Refuses to complete one job with a data exception (SQLSTATE 22023), as PostgreSQL refuses a
+            // value it cannot store.
+            _ = try await client.query(
+                """
+                CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.state = 'completed' AND NEW.args ? 'refuse' THEN
+                        RAISE EXCEPTION 'cannot store this result' USING ERRCODE = 'invalid_parameter_value';
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """, logger: TestDatabase.logger
+            ).collect()
+            _ = try await client.query(
+                "CREATE TRIGGER refuse_completion BEFORE UPDATE ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION refuse_completion()",
+                logger: TestDatabase.logger
+            ).collect()
+            let results = WrittenResults()
+            var configuration = WorkerHarness.configuration()
+            configuration.onResultsWritten = results.callback
+            configuration.completionLinger = .milliseconds(300)
+            let worker = WorkerHarness.worker(store: store, registry: Self.registry(), configuration: configuration)
+            _ = try await WorkerHarness.run([worker]) { _ in
+                try await results.wait(for: "every result written") { $0.count == ids.count }
+            }
+            let jobs = try await ids.asyncMap { try await store.require($0) }
+            #expect(jobs.enumerated().allSatisfy { $0.offset == 2 || $0.element.state == .completed })
+            let refused = jobs[2]
+            #expect(refused.state == .available, "retried later, not lost")
+            #expect(refused.errors.last?.message.contains("the result of this attempt could not be recorded") == true, "\(refused.errors)")
+            #expect(refused.errors.last?.message.contains("cannot store this result") == true)
+        }
+    }
+
     /// Makes every completion fail on the server (SQLSTATE P0001), as a database that cannot take writes
     /// would, while heartbeats (which leave the state alone) still pass.
     static func failCompletions(_ client: PostgresClient) async throws {
