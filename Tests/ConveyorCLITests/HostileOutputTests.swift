@@ -97,16 +97,9 @@ struct SessionSettingsTests {
     func statementTimeout() async throws {
         try await TestDatabase.withFresh { client, url in
             // The insert reports the session's setting back through its error message.
-            _ = try await client.query(
-                """
-                CREATE FUNCTION report_timeout() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN RAISE EXCEPTION 'statement_timeout=%', current_setting('statement_timeout'); END $$
-                """, logger: TestDatabase.logger
-            ).collect()
-            _ = try await client.query(
-                "CREATE TRIGGER report_timeout BEFORE INSERT ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION report_timeout()",
-                logger: TestDatabase.logger
-            ).collect()
+            try await TestDatabase.installTrigger(
+                "report_timeout", on: client, event: "BEFORE INSERT",
+                body: "RAISE EXCEPTION 'statement_timeout=%', current_setting('statement_timeout');")
             let byDefault = try await ConveyorProcess.run(["enqueue", "--direct", "conveyor.noop"], environment: ["DATABASE_URL": url])
             #expect(byDefault.stderr.contains("statement_timeout=30s"), "\(byDefault.stderr)")
             let set = try await ConveyorProcess.run(

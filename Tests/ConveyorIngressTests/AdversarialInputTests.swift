@@ -96,21 +96,9 @@ struct DatabaseRefusalTests {
         try await TestDatabase.withFresh { client, _ in
             // Stand-in for whatever validation may miss: a trigger that refuses one value with a data
             // exception (SQLSTATE 22023), as PostgreSQL does for values it cannot store.
-            _ = try await client.query(
-                """
-                CREATE FUNCTION refuse_evil() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    IF NEW.args ? 'evil' THEN
-                        RAISE EXCEPTION 'cannot store this value' USING ERRCODE = 'invalid_parameter_value';
-                    END IF;
-                    RETURN NEW;
-                END $$
-                """, logger: TestDatabase.logger
-            ).collect()
-            _ = try await client.query(
-                "CREATE TRIGGER refuse_evil BEFORE INSERT ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION refuse_evil()",
-                logger: TestDatabase.logger
-            ).collect()
+            try await TestDatabase.installTrigger(
+                "refuse_evil", on: client, event: "BEFORE INSERT", when: "NEW.args ? 'evil'",
+                body: "RAISE EXCEPTION 'cannot store this value' USING ERRCODE = 'invalid_parameter_value';")
             let fixture = try IngressFixture(client: client)
             var envelopes = (0..<20).map { Data(#"{"v":1,"kind":"conveyor.noop","args":{"n":\#($0)}}"#.utf8) }
             envelopes.insert(Data(#"{"v":1,"kind":"conveyor.noop","args":{"evil":true}}"#.utf8), at: 7)

@@ -188,22 +188,9 @@ struct HostileEnvelopeTests {
     /// A trigger that refuses rows matching `condition` with `errcode`, its detail quoting the row as
     /// PostgreSQL's own constraint errors do.
     static func refuse(_ client: PostgresClient, where condition: String, errcode: String) async throws {
-        _ = try await client.query(
-            """
-            CREATE FUNCTION refuse_rows() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF \(unescaped: condition) THEN
-                    RAISE EXCEPTION 'refused by a test trigger'
-                        USING ERRCODE = '\(unescaped: errcode)', DETAIL = 'Failing row contains ' || NEW.args::text;
-                END IF;
-                RETURN NEW;
-            END $$
-            """, logger: TestDatabase.logger
-        ).collect()
-        _ = try await client.query(
-            "CREATE TRIGGER refuse_rows BEFORE INSERT ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION refuse_rows()",
-            logger: TestDatabase.logger
-        ).collect()
+        try await TestDatabase.installTrigger(
+            "refuse_rows", on: client, event: "BEFORE INSERT", when: condition,
+            body: "RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '\(errcode)', DETAIL = 'Failing row contains ' || NEW.args::text;")
     }
 
     @Test("an ingester restarted under the same id loses nothing: ids derived for envelopes without one differ across runs")

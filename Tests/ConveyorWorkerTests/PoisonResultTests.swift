@@ -97,21 +97,9 @@ struct PoisonResultTests {
             ).inserted
             // Refuses to complete one job with a data exception (SQLSTATE 22023), as PostgreSQL refuses a
             // value it cannot store.
-            _ = try await client.query(
-                """
-                CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    IF NEW.state = 'completed' AND NEW.args ? 'refuse' THEN
-                        RAISE EXCEPTION 'cannot store this result' USING ERRCODE = 'invalid_parameter_value';
-                    END IF;
-                    RETURN NEW;
-                END $$
-                """, logger: TestDatabase.logger
-            ).collect()
-            _ = try await client.query(
-                "CREATE TRIGGER refuse_completion BEFORE UPDATE ON conveyor_jobs FOR EACH ROW EXECUTE FUNCTION refuse_completion()",
-                logger: TestDatabase.logger
-            ).collect()
+            try await TestDatabase.installTrigger(
+                "refuse_completion", on: client, event: "BEFORE UPDATE", when: "NEW.state = 'completed' AND NEW.args ? 'refuse'",
+                body: "RAISE EXCEPTION 'cannot store this result' USING ERRCODE = 'invalid_parameter_value';")
             let results = WrittenResults()
             var configuration = WorkerHarness.configuration()
             configuration.onResultsWritten = results.callback
@@ -132,19 +120,9 @@ struct PoisonResultTests {
     /// Makes every completion fail on the server (SQLSTATE P0001), as a database that cannot take writes
     /// would, while heartbeats (which leave the state alone) still pass.
     static func failCompletions(_ client: PostgresClient) async throws {
-        _ = try await client.query(
-            """
-            CREATE FUNCTION no_completions() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.state <> OLD.state THEN RAISE EXCEPTION 'writes are failing'; END IF;
-                RETURN NEW;
-            END $$
-            """, logger: TestDatabase.logger
-        ).collect()
-        _ = try await client.query(
-            "CREATE TRIGGER no_completions BEFORE UPDATE ON conveyor_jobs FOR EACH ROW WHEN (OLD.state = 'running') EXECUTE FUNCTION no_completions()",
-            logger: TestDatabase.logger
-        ).collect()
+        try await TestDatabase.installTrigger(
+            "no_completions", on: client, event: "BEFORE UPDATE", when: "OLD.state = 'running' AND NEW.state <> OLD.state",
+            body: "RAISE EXCEPTION 'writes are failing';")
     }
 
     @Test("a finished job's lease is renewed while its result waits to be written, and the backlog of results is bounded")
