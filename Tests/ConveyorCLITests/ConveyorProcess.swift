@@ -68,37 +68,26 @@ struct ConveyorProcess {
                 continuation.resume(throwing: error)
             }
         }
-        let (stdout, stderr) = collected.finish()
+        let (stdout, stderr) = await collected.finish()
         return Result(status: status, stdout: stdout, stderr: stderr)
     }
 }
 
 /// Drains a child's stdout and stderr as they are written, so a chatty child never blocks on a full pipe.
-final class OutputCollector: Sendable {
-    private let buffers = Mutex<(Data, Data)>((Data(), Data()))
-    private let out: Pipe
-    private let err: Pipe
+struct OutputCollector {
+    private let out: PipeReader
+    private let err: PipeReader
 
     init(out: Pipe, err: Pipe) {
-        self.out = out
-        self.err = err
-        out.fileHandleForReading.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            self.buffers.withLock { $0.0.append(data) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [self] handle in
-            let data = handle.availableData
-            self.buffers.withLock { $0.1.append(data) }
-        }
+        self.out = PipeReader(out)
+        self.err = PipeReader(err)
+        self.out.start()
+        self.err.start()
     }
 
-    func finish() -> (String, String) {
-        out.fileHandleForReading.readabilityHandler = nil
-        err.fileHandleForReading.readabilityHandler = nil
-        let restOut = out.fileHandleForReading.readDataToEndOfFile()
-        let restErr = err.fileHandleForReading.readDataToEndOfFile()
-        return buffers.withLock { buffers in
-            (String(decoding: buffers.0 + restOut, as: UTF8.self), String(decoding: buffers.1 + restErr, as: UTF8.self))
-        }
+    /// Waits until both pipes are closed by every writer, and returns what was written to each.
+    func finish() async -> (String, String) {
+        let (stdout, stderr) = (await out.finished(), await err.finished())
+        return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 }

@@ -11,30 +11,34 @@ final class RunningProcess: Sendable {
     }
 
     private let process: Process
+    private let reader: PipeReader
     private let state = Mutex(State())
     private let exit = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     init(_ arguments: [String], environment: [String: String], executable: URL = ConveyorProcess.executable) throws {
         process = Process()
         let pipe = Pipe()
+        reader = PipeReader(pipe)
         process.standardOutput = pipe
         process.standardError = pipe
         let continuation = exit.continuation
-        process.terminationHandler = { [self] process in
-            // Wake every waiter: a line that never came must fail the test, not hang it.
-            let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
-                state.exited = true
-                defer { state.waiters.removeAll() }
-                return state.waiters.map(\.1)
-            }
-            for waiter in waiters { waiter.resume() }
-            continuation.yield(process.terminationStatus)
-        }
-        pipe.fileHandleForReading.readabilityHandler = { [self] handle in self.append(handle.availableData) }
+        process.terminationHandler = { process in continuation.yield(process.terminationStatus) }
         process.executableURL = executable
         process.arguments = arguments
         process.environment = ConveyorProcess.environment(environment)
         try process.run()
+        reader.start(onData: { [self] data in self.append(data) }, onEnd: { [self] in self.ended() })
+    }
+
+    /// The child's output ended (it exited, or closed it): wake every waiter, since a line that never
+    /// came must fail the test, not hang it.
+    private func ended() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.exited = true
+            defer { state.waiters.removeAll() }
+            return state.waiters.map(\.1)
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     private func append(_ data: Data) {
@@ -74,9 +78,14 @@ final class RunningProcess: Sendable {
         kill(process.processIdentifier, number)
     }
 
-    /// Waits for the process to exit and returns its status.
+    /// Waits for the process to exit and its output to end, and returns its status.
     func exitStatus() async -> Int32 {
-        for await status in exit.stream { return status }
-        return -1
+        var status: Int32 = -1
+        for await exited in exit.stream {
+            status = exited
+            break
+        }
+        _ = await reader.finished()
+        return status
     }
 }
