@@ -14,6 +14,8 @@ public struct NewJob: Sendable, Equatable {
     public var queue: String
     /// 0 (first) to 9. Default 5.
     public var priority: Int
+    /// The priorities a job may have (0 runs first), as the table's CHECK constraint allows.
+    public static let priorities: ClosedRange<Int> = 0...9
     /// Not before this time, in years 1–9999 (``RFC3339/isSupported(_:)``). Default: now.
     public var runAt: Date?
     /// 1–1000; `nil` takes the kind's default (``RetryPolicy/defaultMaxAttempts`` when unknown).
@@ -106,7 +108,7 @@ public struct NewJob: Sendable, Equatable {
     public func validate(argsKnownToBeObject: Bool = false) throws(ValidationError) {
         guard Self.isValidKind(kind) else { throw .badKind(kind) }
         guard Self.isValidQueue(queue) else { throw .badQueue(queue) }
-        guard (0...9).contains(priority) else { throw .priorityOutOfRange(priority) }
+        guard Self.priorities.contains(priority) else { throw .priorityOutOfRange(priority) }
         if let maxAttempts, !(1...1000).contains(maxAttempts) { throw .maxAttemptsOutOfRange(maxAttempts) }
         // PostgreSQL's char_length counts code points: "a\u{301}" is one Swift Character but two there.
         if let uniqueKey, uniqueKey.unicodeScalars.count > 255 { throw .uniqueKeyTooLong(uniqueKey.unicodeScalars.count) }

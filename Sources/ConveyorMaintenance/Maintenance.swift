@@ -12,6 +12,8 @@ public import ServiceLifecycle
 ///   again within their lease plus about a second.
 /// - Pruning runs every ``Configuration/pruneInterval`` in batches of ``Configuration/pruneBatch``,
 ///   each its own short statement, until nothing old is left.
+/// - The queue counts' changes are folded every ``Configuration/foldInterval`` (default 1 s), so the
+///   statistics read stays a few rows (migration 0009).
 public struct Maintenance: Service {
     /// Maintenance settings; the defaults suit production.
     public struct Configuration: Sendable {
@@ -28,6 +30,8 @@ public struct Maintenance: Service {
         /// How long quarantined envelopes are kept (`nil`: until purged by hand). Default 30 days: a
         /// producer gone wrong must not fill the disk with rejects.
         public var rejectedRetention: Duration?
+        /// Time between two folds of the queue counts' changes. Default 1 s.
+        public var foldInterval: Duration = .seconds(1)
         /// Rows per rescue and per pruning statement. Default 1000.
         public var batchSize: Int
         /// How many times one job may be rescued (its worker lost) before it is dead-lettered. Default 3.
@@ -75,6 +79,7 @@ public struct Maintenance: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await every(configuration.rescueInterval) { try await rescue() } }
                 group.addTask { await every(configuration.pruneInterval) { try await prune() } }
+                group.addTask { await every(configuration.foldInterval) { try await store.foldQueueCounts() } }
             }
         }
     }

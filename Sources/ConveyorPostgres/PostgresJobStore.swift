@@ -121,12 +121,30 @@ public struct PostgresJobStore: Sendable {
         try await ids(JobDeleteQueue.query(queue: queue)).count
     }
 
+    /// Folds the count changes that statements appended since the last fold into the kept counts
+    /// (migration 0009), so reading them stays a few rows; returns how many changes it folded.
+    /// Maintenance's leader calls it every second.
+    @discardableResult
+    public func foldQueueCounts() async throws -> Int {
+        try await perform {
+            var folded = 0
+            for try await count in try await client.query("SELECT conveyor_fold_queue_counts()", logger: logger).decode(Int64.self) {
+                folded = Int(count)
+            }
+            return folded
+        }
+    }
+
     /// Runs `VACUUM ANALYZE` on the jobs table (benchmarks start from a clean table with it).
     public func vacuum() async throws {
         try await perform { _ = try await client.query("VACUUM ANALYZE conveyor_jobs", logger: logger).collect() }
     }
 
-    /// Job counts per queue and state.
+    /// The statement behind ``queueStatistics()`` (to `EXPLAIN` it); `now` nil means PostgreSQL's clock.
+    public static func queueStatisticsQuery(now: Date?) -> PostgresQuery { QueueStatistics.query(now: now) }
+
+    /// Job counts per queue and state, and how long each queue's oldest due job has waited. Its cost
+    /// does not grow with the number of finished jobs (migration 0009).
     public func queueStatistics() async throws -> [QueueStatistic] {
         try await perform {
             var result: [QueueStatistic] = []
