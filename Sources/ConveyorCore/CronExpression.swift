@@ -5,9 +5,10 @@ public import Foundation
 /// weekday names (`jan`, `mon`); weekday `7` is Sunday like `0`; and the macros `@yearly`/`@annually`,
 /// `@monthly`, `@weekly`, `@daily`/`@midnight`, `@hourly`.
 ///
-/// Day-of-month and day-of-week are OR-ed when both are restricted; when either starts with `*` it does
-/// not restrict, and only the other one decides (so `0 0 1 * */2` runs on the 1st of every month, as
-/// in Vixie cron, and `0 0 1 * mon` runs on the 1st and on every Monday).
+/// Day-of-month and day-of-week are OR-ed when neither starts with `*`, and AND-ed when either does, as
+/// Vixie cron and cronie do (`find_jobs` tests both bit sets when `DOM_STAR` or `DOW_STAR` is set): so
+/// `0 0 1 * mon` runs on the 1st and on every Monday, `0 0 * * mon` on every Monday, and `0 0 */2 * 1`
+/// on the odd days of the month that are Mondays (a `*/2` still restricts its own field).
 ///
 /// Next fire times are computed in a time zone, with daylight-saving transitions handled like Vixie
 /// cron: a job at a fixed time skipped by spring-forward runs right after the change; a fixed-time job
@@ -26,7 +27,7 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     public let months: Set<Int>
     /// 0 (Sunday) … 6.
     public let daysOfWeek: Set<Int>
-    /// Whether the day-of-month / day-of-week field starts with `*` (then it does not restrict).
+    /// Whether the day-of-month / day-of-week field starts with `*` (then the two are AND-ed, not OR-ed).
     public let domUnrestricted: Bool
     public let dowUnrestricted: Bool
     /// Whether the minute or hour field starts with `*` (clock-following across DST changes).
@@ -122,17 +123,13 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
-    /// Whether a calendar day matches the day fields (the OR rule).
+    /// Whether a calendar day matches the day fields: OR-ed when neither starts with `*`, else AND-ed
+    /// (a bare `*` matches every day, so then only the other field decides).
     func matchesDay(day: Int, month: Int, weekday: Int) -> Bool {
         guard months.contains(month) else { return false }
         let domMatch = daysOfMonth.contains(day)
         let dowMatch = daysOfWeek.contains(weekday)
-        switch (domUnrestricted, dowUnrestricted) {
-        case (true, true): return true
-        case (true, false): return dowMatch
-        case (false, true): return domMatch
-        case (false, false): return domMatch || dowMatch
-        }
+        return domUnrestricted || dowUnrestricted ? domMatch && dowMatch : domMatch || dowMatch
     }
 
     /// The first fire time strictly after `date`, in `zone`; `nil` if none within 30 years (an

@@ -6,7 +6,8 @@ import Testing
 @Suite("Cron against a reference implementation")
 struct CronReferenceTests {
     /// A random expression: values, ranges, steps, lists; day fields either exactly `*` or restricted
-    /// without a leading `*` (croniter reads `*/n` in a day field as restricted, Vixie cron as not).
+    /// without a leading `*` (croniter OR-s a `*/n` day field with the other one, Vixie cron AND-s them;
+    /// CronExpressionTests covers that form).
     static func randomExpression(_ random: inout SystemRandomNumberGenerator, seeded: inout SplitMix) -> String {
         // a < b: croniter 7 mishandles one-value ranges such as `6-6` (Vixie reads them as `6`; the
         // table tests cover that form).

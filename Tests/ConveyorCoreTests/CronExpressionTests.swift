@@ -29,11 +29,15 @@ struct CronExpressionTests {
         Case(expression: "5-40/10 9-17/4 * * *", from: "2026-11-24T00:00:00Z", expected: ["2026-11-24T09:05:00Z", "2026-11-24T09:15:00Z", "2026-11-24T09:25:00Z"]),
         Case(expression: "0 8,12,18 * * *", from: "2026-11-24T12:00:00Z", expected: ["2026-11-24T18:00:00Z", "2026-11-25T08:00:00Z", "2026-11-25T12:00:00Z"]),
         Case(expression: "30 4/6 * * *", from: "2026-11-24T00:00:00Z", expected: ["2026-11-24T04:30:00Z", "2026-11-24T10:30:00Z", "2026-11-24T16:30:00Z"]),
-        // The OR rule: the 13th and every Friday; a field starting with * does not restrict.
+        // The OR rule: the 13th and every Friday. A field starting with * turns it into AND (Vixie cron,
+        // cronie's find_jobs), and a stepped * still restricts its own field.
         Case(expression: "0 0 13 * fri", from: "2026-01-01T00:00:00Z", expected: ["2026-01-02T00:00:00Z", "2026-01-09T00:00:00Z", "2026-01-13T00:00:00Z"]),
-        Case(expression: "0 0 1 * */2", from: "2026-01-01T00:00:00Z", expected: ["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"]),
-        // `*/10` starts with `*`: it does not restrict, Mondays only (Vixie); `1-31/10` restricts: OR.
-        Case(expression: "0 0 */10 * mon", from: "2026-06-01T00:00:00Z", expected: ["2026-06-08T00:00:00Z", "2026-06-15T00:00:00Z", "2026-06-22T00:00:00Z"]),
+        // The 1st of a month that is a Sunday, Tuesday, Thursday or Saturday (*/2 = 0,2,4,6).
+        Case(expression: "0 0 1 * */2", from: "2026-01-01T00:00:00Z", expected: ["2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-08-01T00:00:00Z"]),
+        // Odd days of the month that are Mondays (issue 15's case), not every Monday.
+        Case(expression: "0 0 */2 * 1", from: "2026-11-30T00:00:00Z", expected: ["2026-12-07T00:00:00Z", "2026-12-21T00:00:00Z", "2027-01-11T00:00:00Z"]),
+        // `*/10` (1, 11, 21, 31) AND Mondays; `1-31/10` does not start with *: OR.
+        Case(expression: "0 0 */10 * mon", from: "2026-06-01T00:00:00Z", expected: ["2026-08-31T00:00:00Z", "2026-09-21T00:00:00Z", "2026-12-21T00:00:00Z"]),
         Case(expression: "0 0 1-31/10 * mon", from: "2026-06-01T00:00:00Z", expected: ["2026-06-08T00:00:00Z", "2026-06-11T00:00:00Z", "2026-06-15T00:00:00Z"]),
         Case(expression: "0 0 * * 1-5", from: "2026-11-27T12:00:00Z", expected: ["2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"]),
         // Names and Sunday as 7.
