@@ -26,13 +26,13 @@ struct WorkerCommand: AsyncParsableCommand {
         help: "Insert every ingested job `available`, to be claimed, instead of starting the ones this worker has room for at once (env: CONVEYOR_DIRECT_START=0).")
     var noDirectStart = false
 
-    @Option(help: "Ingesters in this process, each with its own Redis connection (env: CONVEYOR_INGESTERS; default 1).")
+    @Option(help: "Ingesters in this process, each with its own Redis connection (env: CONVEYOR_INGESTERS; default 2).")
     var ingesters: Int?
 
     @Option(help: "Queues and their concurrency, e.g. default=20,render=2 (env: CONVEYOR_QUEUES; default: default).")
     var queues: String?
 
-    @Option(help: "Concurrency of a queue listed without =N (env: CONVEYOR_CONCURRENCY; default 100).")
+    @Option(help: "Concurrency of a queue listed without =N (env: CONVEYOR_CONCURRENCY; default 1000).")
     var concurrency: Int?
 
     @Option(name: .customLong("grace-period"), help: "Seconds running jobs may finish after SIGTERM (env: CONVEYOR_GRACE_PERIOD; default 25).")
@@ -70,7 +70,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)
         let url = try database.url()
-        let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 1, range: 0...16)
+        let ingesterCount = noIngest ? 0 : try Settings.int(ingesters, env: "CONVEYOR_INGESTERS", flagName: "--ingesters", default: 2, range: 0...16)
         let batchSize = try Settings.int(ingestBatch, env: "CONVEYOR_INGEST_BATCH", flagName: "--ingest-batch", default: 500, range: 1...5000)
         _ = try database.statementTimeoutSetting()
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
@@ -110,7 +110,7 @@ struct WorkerCommand: AsyncParsableCommand {
     /// Validates every setting before connecting, so bad configuration fails fast with one line.
     func workerConfiguration() throws -> Worker.Configuration {
         let defaultConcurrency = try Settings.int(
-            concurrency, env: "CONVEYOR_CONCURRENCY", flagName: "--concurrency", default: 100, range: 1...10_000)
+            concurrency, env: "CONVEYOR_CONCURRENCY", flagName: "--concurrency", default: 1000, range: 1...10_000)
         let queueText = Settings.string(queues, env: "CONVEYOR_QUEUES") ?? "default"
         let queueConfiguration: QueueConfiguration
         do {
