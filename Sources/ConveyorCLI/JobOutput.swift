@@ -34,6 +34,7 @@ enum JobOutput {
         if let reason = job.cancelReason { lines.append("cancelled:    \(escape(reason))") }
         if let by = job.cancelledBy { lines.append("cancelled by: \(escape(by))") }
         lines.append("args:         \(escape(job.args))")
+        if let result = job.result { lines.append("result:       \(escape(result))") }
         if !job.errors.isEmpty {
             lines.append("errors:")
             for error in job.errors {

@@ -46,6 +46,7 @@ struct MetricsOptions: ParsableArguments {
         for label in ["conveyor_claim_batch_size", "conveyor_completion_flush_size", "conveyor_ingest_batch_size", "conveyor_heartbeat_jobs"] {
             factory.valueHistogramBuckets[label] = sizes
         }
+        factory.valueHistogramBuckets["conveyor_job_result_bytes"] = [64, 256, 1024, 4096, 16384, 65536, 262_144]
         let roundTrips: [Duration] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000].map { .milliseconds($0) }
         for label in ["conveyor_completion_flush_seconds", "conveyor_ingest_batch_seconds"] {
             factory.durationHistogramBuckets[label] = roundTrips

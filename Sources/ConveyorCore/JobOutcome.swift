@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a handler returns when it did not fail: the closed set of successful endings.
 ///
 /// Failures are thrown instead (any error retries per policy; see ``JobFailure`` for
@@ -5,10 +7,42 @@
 public enum JobOutcome: Sendable, Equatable {
     /// The job is done.
     case completed
+    /// The job is done, with a result to keep on its row: JSON text, at most
+    /// ``JobOutcome/maxResultBytes`` (a larger or malformed one fails the job for good, recorded, instead
+    /// of being written). Shown by `conveyor jobs show`, the dashboard and `/api/jobs/ID`.
+    case completedWithResult(json: String)
     /// Run the job again after `delay` without spending an attempt (e.g. a resource is not ready yet).
     case snooze(Duration)
     /// Stop the job for good; it ends `cancelled` with `reason` recorded.
     case cancel(reason: String)
+}
+
+extension JobOutcome {
+    /// The largest result kept: 256 KiB of JSON. A result is for status, a path, counts — a payload
+    /// belongs in storage of its own.
+    public static let maxResultBytes = 256 << 10
+
+    /// Done, keeping `result` encoded as JSON on the job's row (`return try .completed(result: status)`).
+    public static func completed<Result: Encodable>(result: Result) throws -> JobOutcome {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return .completedWithResult(json: String(decoding: try encoder.encode(result), as: UTF8.self))
+    }
+
+    /// Why a result cannot be kept (too large, not JSON, unstorable), or nil if it can.
+    public static func problem(withResult json: String) -> String? {
+        let size = json.utf8.count
+        guard size <= maxResultBytes else { return "result is \(size) bytes, at most \(maxResultBytes) allowed" }
+        do {
+            _ = try JSONParser.parse(json)
+        } catch {
+            return "result is not valid JSON: \(error)"
+        }
+        if let problem = JSONStorageCheck.problem(in: json, maxDepth: NewJob.maxArgsDepth) {
+            return "result cannot be stored: \(problem)"
+        }
+        return nil
+    }
 }
 
 /// Errors a handler throws to steer the retry logic beyond the default policy.

@@ -2,7 +2,8 @@ import Foundation
 
 extension JobRecord {
     /// The job as one JSON object (sorted keys): what `conveyor jobs … --json` prints and the dashboard's
-    /// `/api/jobs` returns. `args` is embedded as JSON; times are RFC 3339; absent values are left out.
+    /// `/api/jobs` returns. `args` and `result` are embedded as JSON; times are RFC 3339; absent values
+    /// are left out.
     public var json: String {
         var object: [String: Any] = [
             "id": id.uuidString.lowercased(), "seq": seq, "state": state.rawValue, "kind": kind, "queue": queue,
@@ -20,6 +21,9 @@ extension JobRecord {
         if let value = uniqueKey { object["unique_key"] = value }
         if let value = cancelReason { object["cancel_reason"] = value }
         if let value = cancelledBy { object["cancelled_by"] = value }
+        if let value = result {
+            object["result"] = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) ?? value
+        }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

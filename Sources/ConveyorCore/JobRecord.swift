@@ -46,6 +46,8 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
     public var cancelRequestedAt: Date?
     /// Until when the worker running it holds its lease.
     public var leaseExpiresAt: Date?
+    /// The JSON its handler completed it with (``JobOutcome/completed(result:)``), if any.
+    public var result: String?
 
     /// Creates a record (used by the store when decoding rows).
     public init(
@@ -53,8 +55,9 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
         attempt: Int, maxAttempts: Int, runAt: Date, uniqueKey: String?, tags: [String],
         errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
         finishedAt: Date?, lockedBy: String?, cancelReason: String?, cancelledBy: String? = nil,
-        cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil
+        cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil, result: String? = nil
     ) {
+        self.result = result
         self.cancelledBy = cancelledBy
         self.cancelRequestedAt = cancelRequestedAt
         self.leaseExpiresAt = leaseExpiresAt

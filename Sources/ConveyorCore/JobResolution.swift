@@ -70,7 +70,7 @@ extension JobResolution {
     public var storable: JobResolution {
         func clamp(_ delay: Duration) -> Duration { min(max(delay, .zero), Self.maxDelay) }
         switch self {
-        case .complete, .release: return self
+        case .complete, .completeWithResult, .release: return self
         case .retry(let after, let failure): return .retry(after: clamp(after), FailureRecord(message: failure.message, kind: failure.kind))
         case .dead(let failure): return .dead(FailureRecord(message: failure.message, kind: failure.kind))
         case .snooze(let after): return .snooze(clamp(after))
@@ -83,6 +83,8 @@ extension JobResolution {
 public enum JobResolution: Sendable, Equatable {
     /// `running → completed`.
     case complete
+    /// `running → completed`, keeping `json` (checked: ``JobOutcome/problem(withResult:)``) as its result.
+    case completeWithResult(json: String)
     /// `running → available` at now + `after`, the failure recorded, the attempt spent.
     case retry(after: Duration, FailureRecord)
     /// `running → dead`, the failure recorded.
@@ -97,7 +99,7 @@ public enum JobResolution: Sendable, Equatable {
     /// The state the job ends up in.
     public var nextState: JobState {
         switch self {
-        case .complete: .completed
+        case .complete, .completeWithResult: .completed
         case .retry, .snooze, .release: .available
         case .dead: .dead
         case .cancel: .cancelled
@@ -118,6 +120,10 @@ public enum JobResolution: Sendable, Equatable {
         switch result {
         case .outcome(.completed):
             return .complete
+        case .outcome(.completedWithResult(let json)):
+            // A result that cannot be kept is the handler's bug: retrying would make the same one.
+            if let problem = JobOutcome.problem(withResult: json) { return .dead(FailureRecord(message: problem, kind: .permanent)) }
+            return .completeWithResult(json: json)
         case .outcome(.snooze(let delay)):
             return .snooze(max(delay, .zero)).storable
         case .outcome(.cancel(let reason)):

@@ -296,5 +296,12 @@ CREATE TRIGGER conveyor_jobs_count_truncate AFTER TRUNCATE ON conveyor_jobs
 SELECT conveyor_recount_queue_counts();
 
 """#),
+        Migrator.Migration(name: "0010_job_results.sql", sql: #"""
+-- A job's result: the JSON a handler completed it with (`.completed(result:)`), at most 256 KiB, checked
+-- by the runtime before it is written (JobOutcome.problem(withResult:)). NULL for jobs completed
+-- without one, and for every other state. Adding a nullable column without a default rewrites nothing.
+ALTER TABLE conveyor_jobs ADD COLUMN result jsonb;
+
+"""#),
     ]
 }

@@ -7,7 +7,7 @@ enum JobRecordRow {
     static let columns = """
         id, seq, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
         unique_key, tags, errors::text AS errors, inserted_at, enqueued_at, attempted_at, finished_at,
-        locked_by, cancel_reason, cancelled_by, cancel_requested_at, lease_expires_at
+        locked_by, cancel_reason, cancelled_by, cancel_requested_at, lease_expires_at, result::text AS result
         """
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
@@ -45,7 +45,8 @@ enum JobRecordRow {
                     cancelReason: try r["cancel_reason"].decode(String?.self),
                     cancelledBy: try r["cancelled_by"].decode(String?.self),
                     cancelRequestedAt: try r["cancel_requested_at"].decode(Date?.self),
-                    leaseExpiresAt: try r["lease_expires_at"].decode(Date?.self)))
+                    leaseExpiresAt: try r["lease_expires_at"].decode(Date?.self),
+                    result: try r["result"].decode(String?.self)))
         }
         return records
     }

@@ -2,8 +2,9 @@ import ConveyorCore
 import Foundation
 import PostgresNIO
 
-/// `JobResolveMany`: writes any resolutions (completion, retry, dead, snooze, cancel, release) in one
-/// statement, appending failures to the error history; guarded by state and attempt like completion.
+/// `JobResolveMany`: writes any resolutions (completion with or without a result, retry, dead, snooze,
+/// cancel, release) in one statement, appending failures to the error history; guarded by state and
+/// attempt like completion.
 /// A job whose cancellation was requested while it ran is not requeued: it ends `cancelled`. Each
 /// resolution is written as ``JobResolution/storable`` (NUL-free, bounded messages, clamped delays),
 /// so no result a handler produces makes PostgreSQL refuse the statement.
@@ -11,16 +12,17 @@ enum JobResolveMany {
     static func query(_ results: [(id: UUID, attempt: Int, resolution: JobResolution)], now: Date?) -> PostgresQuery {
         var ids: [UUID] = [], attempts: [Int] = [], states: [String] = [], requeue: [Bool] = []
         var delays: [Double] = [], refunds: [Int] = [], errorKinds: [String] = [], messages: [String] = []
-        var reasons: [String] = []
+        var reasons: [String] = [], kept: [String] = []
         for result in results {
             ids.append(result.id)
             attempts.append(result.attempt)
             let resolution = result.resolution.storable
             states.append(resolution.nextState.rawValue)
             requeue.append(resolution.nextState == .available)
-            var delay = 0.0, refund = 0, errorKind = "", message = "", reason = ""
+            var delay = 0.0, refund = 0, errorKind = "", message = "", reason = "", json = ""
             switch resolution {
             case .complete: break
+            case .completeWithResult(let result): json = result
             case .retry(let after, let failure):
                 delay = after.seconds
                 errorKind = failure.kind.rawValue
@@ -41,6 +43,7 @@ enum JobResolveMany {
             errorKinds.append(errorKind)
             messages.append(message)
             reasons.append(reason)
+            kept.append(json)
         }
         return """
             UPDATE conveyor_jobs AS j
@@ -59,12 +62,13 @@ enum JobResolveMany {
                         'message', r.message,
                         'kind', r.error_kind)) END,
                 cancel_reason = coalesce(NULLIF(r.reason, ''), j.cancel_reason),
+                result = coalesce(NULLIF(r.result, '')::jsonb, j.result),
                 locked_by = NULL,
                 lease_expires_at = NULL
             FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[], \(states)::text[], \(requeue)::bool[],
                         \(delays)::float8[], \(refunds)::int8[], \(errorKinds)::text[], \(messages)::text[],
-                        \(reasons)::text[])
-                 AS r(id, attempt, state, requeue, delay, refund, error_kind, message, reason)
+                        \(reasons)::text[], \(kept)::text[])
+                 AS r(id, attempt, state, requeue, delay, refund, error_kind, message, reason, result)
             WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(unescaped: JobState.running.sql)
             RETURNING j.id
             """

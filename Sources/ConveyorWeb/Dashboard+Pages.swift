@@ -89,6 +89,7 @@ extension Dashboard {
             <table class="fields">\(fields.map { "<tr><th>\($0.0)</th><td>\($0.1)</td></tr>" }.joined())</table>
             <p>\(actions.joined(separator: " "))</p>
             <h2>Args</h2><pre>\(HTML.escape(Self.pretty(job.args)))</pre>
+            \(job.result.map { "<h2>Result</h2><pre>\(HTML.escape(Self.pretty($0)))</pre>" } ?? "")
             <h2>Errors</h2>\(errors.isEmpty ? "<p>None.</p>" : HTML.table(["Attempt", "At", "Failure", "Message"], errors))
             """
         return .html(HTML.page("Job \(id.uuidString.lowercased())", body, flash: flash.flatMap { Self.outcomes[$0] }))

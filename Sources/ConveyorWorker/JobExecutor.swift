@@ -96,6 +96,8 @@ struct JobExecutor: Sendable {
         switch resolution {
         case .complete:
             logger.debug("job completed", metadata: ["duration": "\(elapsed.readable)"])
+        case .completeWithResult(let json):
+            logger.debug("job completed", metadata: ["duration": "\(elapsed.readable)", "result_bytes": "\(json.utf8.count)"])
         case .retry(let after, let failure):
             logger.warning(
                 "job failed, will retry",

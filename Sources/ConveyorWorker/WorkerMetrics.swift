@@ -34,6 +34,9 @@ struct WorkerMetrics: Sendable {
             .increment()
         Timer(label: "conveyor_job_duration_seconds", dimensions: [("kind", kind), ("queue", queue)], factory: factory)
             .recordNanoseconds(duration.nanoseconds)
+        if case .completeWithResult(let json) = resolution {
+            Recorder(label: "conveyor_job_result_bytes", dimensions: [("kind", kind)], factory: factory).record(json.utf8.count)
+        }
     }
 
     func claimed(queue: String, jobs: [ClaimedJob]) {
@@ -73,7 +76,7 @@ extension JobResolution {
     /// The `outcome` label of `conveyor_jobs_total`.
     var metricName: String {
         switch self {
-        case .complete: "completed"
+        case .complete, .completeWithResult: "completed"
         case .retry: "retry"
         case .dead: "dead"
         case .snooze: "snoozed"

@@ -34,6 +34,17 @@ struct HostileOutputTests {
             let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
             #expect(object?["unique_key"] as? String == "key\(Self.escape)", "JSON output is exact")
 
+            // A result prints escaped in the detail view and exact in --json, read by a new process.
+            let done = try await store.insert([NewJob(kind: "conveyor.noop", queue: "results")]).inserted[0]
+            let running = try await store.claim(queue: "results", limit: 1, worker: "w", lease: .seconds(30))
+            _ = try await store.record([(done, running[0].attempt, .completeWithResult(json: #"{"note":"\u001b[2Jdone","frames":240}"#))])
+            let result = try await ConveyorProcess.run(["jobs", "show", done.uuidString], environment: env)
+            #expect(result.stdout.contains(#"result:       {"note": "\u001b[2Jdone", "frames": 240}"#), "\(result.stdout)")
+            #expect(!result.stdout.unicodeScalars.contains { $0.value == 0x1B })
+            let resultJSON = try await ConveyorProcess.run(["jobs", "show", done.uuidString, "--json"], environment: env)
+            let resultObject = try JSONSerialization.jsonObject(with: Data(resultJSON.stdout.utf8)) as? [String: Any]
+            #expect((resultObject?["result"] as? [String: Any])?["note"] as? String == "\u{1B}[2Jdone")
+
             let rejected = try await store.rejectedEnvelopes()[0]
             let show = try await ConveyorProcess.run(["rejected", "show", rejected.id.uuidString], environment: env)
             #expect(show.status == 0, "\(show.stderr)")

@@ -174,6 +174,14 @@ struct DashboardTests {
             let limited = try #require(try decode(try await get("/api/jobs?limit=1").body) as? [[String: Any]])
             #expect(limited.count == 1)
 
+            // A job completed with a result carries it, as JSON, in the API and (escaped) on its page.
+            let done = try #require(try await store.claim(queue: "mail", limit: 1, worker: "w", lease: .seconds(30)).first)
+            _ = try await store.record([(done.id, done.attempt, .completeWithResult(json: #"{"path":"/out/<b>7</b>.mp4"}"#))])
+            let withResult = try #require(try decode(try await get("/api/jobs/\(done.id.uuidString.lowercased())").body) as? [String: Any])
+            #expect((withResult["result"] as? [String: Any])?["path"] as? String == "/out/<b>7</b>.mp4")
+            let page = try await get("/jobs/\(done.id.uuidString.lowercased())")
+            #expect(page.body.contains("<h2>Result</h2>") && page.body.contains("/out/&lt;b&gt;7&lt;/b&gt;.mp4") && !page.body.contains("<b>7</b>"))
+
             #expect(try await get("/api/jobs/\(UUID())").status == .notFound)
             let bad = try await get("/api/jobs?state=nope")
             #expect(bad.status == .badRequest && bad.body.contains("state nope is not one of"))
