@@ -34,6 +34,10 @@ enum JobOutput {
         if let reason = job.cancelReason { lines.append("cancelled:    \(escape(reason))") }
         if let by = job.cancelledBy { lines.append("cancelled by: \(escape(by))") }
         lines.append("args:         \(escape(job.args))")
+        if let progress = job.progress {
+            let at = job.progressAt.map { " (at \(RFC3339.format($0)))" } ?? ""
+            lines.append("progress:     \(JobOutput.percent(progress.fraction)) \(escape(progress.note))\(at)")
+        }
         if let result = job.result { lines.append("result:       \(escape(result))") }
         if !job.errors.isEmpty {
             lines.append("errors:")
@@ -42,6 +46,12 @@ enum JobOutput {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A fraction as a percentage with one decimal at most ("42 %", "99.5 %").
+    static func percent(_ fraction: Double) -> String {
+        let value = (fraction * 1000).rounded() / 10
+        return value == value.rounded() ? "\(Int(value)) %" : "\(value) %"
     }
 
     /// One JSON object per job (``JobRecord/json``).

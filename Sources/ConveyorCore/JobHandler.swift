@@ -54,14 +54,46 @@ public struct JobContext: Sendable {
     public var maxAttempts: Int
     /// A logger carrying the job's id, kind, attempt and queue as metadata.
     public var logger: Logger
+    private let reportProgress: (@Sendable (JobProgress) -> Void)?
 
-    /// Creates a context.
-    public init(id: UUID, kind: String, queue: String, attempt: Int, maxAttempts: Int, logger: Logger) {
+    /// Creates a context; `progress` receives what the handler reports (the worker writes it).
+    public init(
+        id: UUID, kind: String, queue: String, attempt: Int, maxAttempts: Int, logger: Logger,
+        progress: (@Sendable (JobProgress) -> Void)? = nil
+    ) {
         self.id = id
         self.kind = kind
         self.queue = queue
         self.attempt = attempt
         self.maxAttempts = maxAttempts
         self.logger = logger
+        self.reportProgress = progress
+    }
+
+    /// Records how far the attempt got: `fraction` from 0 to 1 (clamped; NaN is ignored) and a short
+    /// note (at most ``JobProgress/maxNoteBytes``). Call it as often as is convenient: the worker keeps
+    /// the latest and writes it with the next lease renewal, at most about once a second per job, so
+    /// it costs no statement of its own. It is kept on the job's row, shown by `conveyor jobs show`, the
+    /// dashboard and `/api/jobs/ID`, and survives a restart; a retry shows it until it reports anew.
+    public func progress(_ fraction: Double, _ note: String = "") {
+        guard !fraction.isNaN else { return }
+        reportProgress?(JobProgress(fraction: min(max(fraction, 0), 1), note: note))
+    }
+}
+
+/// How far a job got, as its handler last reported (``JobContext/progress(_:_:)``).
+public struct JobProgress: Sendable, Equatable {
+    /// The most bytes of a note kept: 200.
+    public static let maxNoteBytes = 200
+
+    /// From 0 (nothing done) to 1 (all done).
+    public var fraction: Double
+    /// A short word on the current step ("encoding"), made storable and cut to ``maxNoteBytes``.
+    public var note: String
+
+    /// Creates a progress report.
+    public init(fraction: Double, note: String = "") {
+        self.fraction = fraction
+        self.note = FailureRecord.storable(note, limit: Self.maxNoteBytes)
     }
 }

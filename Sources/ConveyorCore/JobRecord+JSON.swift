@@ -21,6 +21,11 @@ extension JobRecord {
         if let value = uniqueKey { object["unique_key"] = value }
         if let value = cancelReason { object["cancel_reason"] = value }
         if let value = cancelledBy { object["cancelled_by"] = value }
+        if let value = progress {
+            object["progress"] = value.fraction
+            if !value.note.isEmpty { object["progress_note"] = value.note }
+        }
+        if let value = progressAt { object["progress_at"] = RFC3339.format(value) }
         if let value = result {
             object["result"] = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) ?? value
         }

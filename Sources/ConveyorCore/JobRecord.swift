@@ -48,6 +48,10 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
     public var leaseExpiresAt: Date?
     /// The JSON its handler completed it with (``JobOutcome/completed(result:)``), if any.
     public var result: String?
+    /// How far it got, as its handler last reported (``JobContext/progress(_:_:)``), if it did.
+    public var progress: JobProgress?
+    /// When that progress was written.
+    public var progressAt: Date?
 
     /// Creates a record (used by the store when decoding rows).
     public init(
@@ -55,9 +59,12 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
         attempt: Int, maxAttempts: Int, runAt: Date, uniqueKey: String?, tags: [String],
         errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
         finishedAt: Date?, lockedBy: String?, cancelReason: String?, cancelledBy: String? = nil,
-        cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil, result: String? = nil
+        cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil, result: String? = nil,
+        progress: JobProgress? = nil, progressAt: Date? = nil
     ) {
         self.result = result
+        self.progress = progress
+        self.progressAt = progressAt
         self.cancelledBy = cancelledBy
         self.cancelRequestedAt = cancelRequestedAt
         self.leaseExpiresAt = leaseExpiresAt

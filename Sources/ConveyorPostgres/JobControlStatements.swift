@@ -4,15 +4,24 @@ import PostgresNIO
 
 /// `JobHeartbeat`: extends the leases of the jobs a worker runs, each at the attempt it holds, in one
 /// statement. Jobs missing from the result are no longer held (rescued, or claimed again); the result
-/// also says which ones have a cancellation request.
+/// also says which ones have a cancellation request. Progress reported since the last heartbeat is
+/// written with it (a fraction of -1: none for that job).
 enum JobHeartbeat {
-    static func query(_ jobs: [(id: UUID, attempt: Int)], lease: Duration, now: Date?) -> PostgresQuery {
+    static func query(
+        _ jobs: [(id: UUID, attempt: Int)], lease: Duration, progress: [UUID: JobProgress] = [:], now: Date?
+    ) -> PostgresQuery {
         let ids = jobs.map(\.id)
         let attempts = jobs.map(\.attempt)
+        let fractions = jobs.map { progress[$0.id]?.fraction ?? -1 }
+        let notes = jobs.map { progress[$0.id]?.note ?? "" }
         return """
             UPDATE conveyor_jobs AS j
-            SET lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
-            FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[]) AS r(id, attempt)
+            SET lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds)),
+                progress = CASE WHEN r.fraction >= 0 THEN r.fraction::real ELSE j.progress END,
+                progress_note = CASE WHEN r.fraction >= 0 THEN NULLIF(r.note, '') ELSE j.progress_note END,
+                progress_at = CASE WHEN r.fraction >= 0 THEN coalesce(\(now)::timestamptz, now()) ELSE j.progress_at END
+            FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[], \(fractions)::float8[], \(notes)::text[])
+                 AS r(id, attempt, fraction, note)
             WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = \(unescaped: JobState.running.sql)
             RETURNING j.id, j.cancel_requested_at IS NOT NULL, j.cancel_reason
             """

@@ -7,7 +7,8 @@ enum JobRecordRow {
     static let columns = """
         id, seq, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
         unique_key, tags, errors::text AS errors, inserted_at, enqueued_at, attempted_at, finished_at,
-        locked_by, cancel_reason, cancelled_by, cancel_requested_at, lease_expires_at, result::text AS result
+        locked_by, cancel_reason, cancelled_by, cancel_requested_at, lease_expires_at, result::text AS result,
+        progress::float8 AS progress, progress_note, progress_at
         """
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
@@ -46,7 +47,11 @@ enum JobRecordRow {
                     cancelledBy: try r["cancelled_by"].decode(String?.self),
                     cancelRequestedAt: try r["cancel_requested_at"].decode(Date?.self),
                     leaseExpiresAt: try r["lease_expires_at"].decode(Date?.self),
-                    result: try r["result"].decode(String?.self)))
+                    result: try r["result"].decode(String?.self),
+                    progress: try r["progress"].decode(Double?.self).map {
+                        JobProgress(fraction: $0, note: try r["progress_note"].decode(String?.self) ?? "")
+                    },
+                    progressAt: try r["progress_at"].decode(Date?.self)))
         }
         return records
     }

@@ -1,4 +1,4 @@
-import ConveyorCore
+public import ConveyorCore
 public import Foundation
 import PostgresNIO
 
@@ -14,12 +14,15 @@ extension PostgresJobStore {
         public var cancelRequested: [UUID: String]
     }
 
-    /// Extends the leases of `jobs` (each at the attempt the worker holds) in one statement.
-    public func heartbeat(_ jobs: [(id: UUID, attempt: Int)], lease: Duration) async throws -> HeartbeatResult {
+    /// Extends the leases of `jobs` (each at the attempt the worker holds) in one statement, writing
+    /// the progress their handlers reported since the last one (`progress`, by job).
+    public func heartbeat(
+        _ jobs: [(id: UUID, attempt: Int)], lease: Duration, progress: [UUID: JobProgress] = [:]
+    ) async throws -> HeartbeatResult {
         var result = HeartbeatResult(extended: [], cancelRequested: [:])
         guard !jobs.isEmpty else { return result }
         try await perform {
-            let rows = try await client.query(JobHeartbeat.query(jobs, lease: lease, now: clock.bind), logger: logger)
+            let rows = try await client.query(JobHeartbeat.query(jobs, lease: lease, progress: progress, now: clock.bind), logger: logger)
             for try await (id, cancel, reason) in rows.decode((UUID, Bool, String?).self) {
                 result.extended.insert(id)
                 if cancel { result.cancelRequested[id] = reason ?? "cancelled" }

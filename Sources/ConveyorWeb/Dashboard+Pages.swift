@@ -76,6 +76,7 @@ extension Dashboard {
             ("Last attempt", HTML.time(job.attemptedAt)), ("Finished", HTML.time(job.finishedAt)),
             ("Worker", HTML.escape(job.lockedBy ?? "–")), ("Lease until", HTML.time(job.leaseExpiresAt)),
             ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
+            ("Progress", job.progress.map { "\(Int(($0.fraction * 100).rounded())) % \(HTML.escape($0.note)) (\(HTML.time(job.progressAt)))" } ?? "–"),
             ("Cancelled", job.cancelReason.map { "\(HTML.escape($0)) (by \(HTML.escape(job.cancelledBy ?? "?")))" } ?? "–"),
         ]
         var actions: [String] = []

@@ -8,6 +8,8 @@ struct JobExecutor: Sendable {
     let random: any RandomSource
     let metrics: WorkerMetrics
     let logger: Logger
+    /// Where handlers' progress reports wait for the lease keeper to write them.
+    let progress: ProgressBuffer
 
     enum Race: Sendable {
         case finished(AttemptResult)
@@ -59,9 +61,10 @@ struct JobExecutor: Sendable {
             metrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: .zero)
             return resolution
         }
+        let progress = self.progress
         let context = JobContext(
             id: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
-            logger: logger)
+            logger: logger, progress: { progress.report(id, attempt: attempt, $0) })
         logger.debug("job started")
         let started = ContinuousClock.now
         let race = await Self.race(stop: stop) {

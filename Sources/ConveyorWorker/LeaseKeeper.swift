@@ -1,3 +1,4 @@
+import ConveyorCore
 import ConveyorPostgres
 import Foundation
 import Logging
@@ -12,15 +13,21 @@ import Logging
 ///
 /// Jobs whose results wait in the completer are renewed too: a finished job is still held until its
 /// result is written, so a slow write cannot make the rescuer run it again.
+///
+/// Progress that handlers reported (``ProgressBuffer``) rides on the heartbeat: while any report is
+/// pending, a heartbeat goes every ``progressInterval`` (1 s) instead of every ``interval``.
 struct LeaseKeeper: Sendable {
     let store: PostgresJobStore
     let running: [RunningJobs]
     /// Finished jobs whose results are not written yet (``JobCompleter/held()``).
     let finished: @Sendable () -> [(id: UUID, attempt: Int)]
+    let progress: ProgressBuffer
     let lease: Duration
     let interval: Duration
     let metrics: WorkerMetrics
     let logger: Logger
+    /// How often pending progress is written: about once a second per job at most.
+    var progressInterval: Duration = .seconds(1)
 
     /// Heartbeats every ``interval`` and whenever `triggers` yields, until cancelled.
     func run(triggers: AsyncStream<Void>) async {
@@ -35,6 +42,12 @@ struct LeaseKeeper: Sendable {
             group.addTask {
                 for await _ in triggers { tick.yield() }
             }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: progressInterval)
+                    if progress.hasPending { tick.yield() }
+                }
+            }
             for await _ in ticks {
                 if Task.isCancelled { break }
                 await beat()
@@ -48,11 +61,16 @@ struct LeaseKeeper: Sendable {
         let active = running.flatMap { $0.held() }
         var seen = Set(active.map(\.id))
         let held = active + finished().filter { seen.insert($0.id).inserted }
+        let reports = progress.take()
         guard !held.isEmpty else { return }
         let sent = ContinuousClock.now
         do {
-            let result = try await store.heartbeat(held, lease: lease)
+            let attempts = Dictionary(held.map { ($0.id, $0.attempt) }, uniquingKeysWith: { first, _ in first })
+            var updates: [UUID: JobProgress] = [:]
+            for (id, report) in reports where attempts[id] == report.attempt { updates[id] = report.progress }
+            let result = try await store.heartbeat(held, lease: lease, progress: updates)
             metrics.heartbeat(jobs: held.count)
+            metrics.progressWritten(updates.keys.filter(result.extended.contains).count)
             for registry in running { registry.renewed(result.extended, until: sent + lease) }
             for job in active where !result.extended.contains(job.id) {
                 logger.warning(
@@ -65,6 +83,7 @@ struct LeaseKeeper: Sendable {
                 for registry in running { registry.stop(id, .cancelled(reason)) }
             }
         } catch {
+            progress.restore(reports)
             metrics.storeError(operation: "heartbeat")
             logger.warning(
                 "renewing job leases failed; jobs stop when their lease lapses unless a heartbeat succeeds first",

@@ -139,14 +139,15 @@ public struct Worker: Service {
                 maxBacklog: configuration.maxPendingResults, flushDeadline: configuration.flushDeadline,
                 onWritten: configuration.onResultsWritten),
             metrics: metrics, logger: logger)
-        let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger)
+        let progress = ProgressBuffer()
+        let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger, progress: progress)
         logger.info(
             "worker started",
             metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
         let inboxes = self.inboxes
         let leases = LeaseKeeper(
-            store: store, running: Array(running.values), finished: { completer.held() }, lease: configuration.lease,
-            interval: configuration.heartbeatInterval, metrics: metrics, logger: logger)
+            store: store, running: Array(running.values), finished: { completer.held() }, progress: progress,
+            lease: configuration.lease, interval: configuration.heartbeatInterval, metrics: metrics, logger: logger)
         let (cancelChecks, cancelCheck) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let unwritten = await withGracefulShutdownHandler {
             await withTaskGroup(of: Int.self) { group -> Int in

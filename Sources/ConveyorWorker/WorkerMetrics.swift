@@ -39,6 +39,12 @@ struct WorkerMetrics: Sendable {
         }
     }
 
+    /// Progress reports written with a heartbeat (coalesced: the latest per job).
+    func progressWritten(_ count: Int) {
+        guard count > 0 else { return }
+        Counter(label: "conveyor_progress_writes_total", factory: factory).increment(by: count)
+    }
+
     func claimed(queue: String, jobs: [ClaimedJob]) {
         Recorder(label: "conveyor_claim_batch_size", dimensions: [("queue", queue)], factory: factory).record(jobs.count)
         waited(jobs)

@@ -45,6 +45,13 @@ struct HostileOutputTests {
             let resultObject = try JSONSerialization.jsonObject(with: Data(resultJSON.stdout.utf8)) as? [String: Any]
             #expect((resultObject?["result"] as? [String: Any])?["note"] as? String == "\u{1B}[2Jdone")
 
+            // Progress of a running job, escaped in the detail view.
+            let busy = try await store.insert([NewJob(kind: "conveyor.noop", queue: "progress")]).inserted[0]
+            let held = try await store.claim(queue: "progress", limit: 1, worker: "w", lease: .seconds(30))
+            _ = try await store.heartbeat([(busy, held[0].attempt)], lease: .seconds(30), progress: [busy: JobProgress(fraction: 0.425, note: "enc\u{1B}[2Joding")])
+            let progress = try await ConveyorProcess.run(["jobs", "show", busy.uuidString], environment: env)
+            #expect(progress.stdout.contains(#"progress:     42.5 % enc\e[2Joding (at "#), "\(progress.stdout)")
+
             let rejected = try await store.rejectedEnvelopes()[0]
             let show = try await ConveyorProcess.run(["rejected", "show", rejected.id.uuidString], environment: env)
             #expect(show.status == 0, "\(show.stderr)")

@@ -179,6 +179,12 @@ struct DashboardTests {
             _ = try await store.record([(done.id, done.attempt, .completeWithResult(json: #"{"path":"/out/<b>7</b>.mp4"}"#))])
             let withResult = try #require(try decode(try await get("/api/jobs/\(done.id.uuidString.lowercased())").body) as? [String: Any])
             #expect((withResult["result"] as? [String: Any])?["path"] as? String == "/out/<b>7</b>.mp4")
+            let busy = try #require(try await store.claim(queue: "default", limit: 1, worker: "w", lease: .seconds(30)).first)
+            _ = try await store.heartbeat([(busy.id, busy.attempt)], lease: .seconds(30), progress: [busy.id: JobProgress(fraction: 0.5, note: "<i>half</i>")])
+            let running = try #require(try decode(try await get("/api/jobs/\(busy.id.uuidString.lowercased())").body) as? [String: Any])
+            #expect(running["progress"] as? Double == 0.5 && running["progress_note"] as? String == "<i>half</i>" && running["progress_at"] is String)
+            let busyPage = try await get("/jobs/\(busy.id.uuidString.lowercased())")
+            #expect(busyPage.body.contains("50 % &lt;i&gt;half&lt;/i&gt;"))
             let page = try await get("/jobs/\(done.id.uuidString.lowercased())")
             #expect(page.body.contains("<h2>Result</h2>") && page.body.contains("/out/&lt;b&gt;7&lt;/b&gt;.mp4") && !page.body.contains("<b>7</b>"))
 
