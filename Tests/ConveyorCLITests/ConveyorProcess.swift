@@ -85,9 +85,10 @@ struct OutputCollector {
         self.err.start()
     }
 
-    /// Waits until both pipes are closed by every writer, and returns what was written to each.
+    /// After the child exited: waits until both pipes are closed by every writer (at most 3 s: another
+    /// child may hold them open), and returns what was written to each.
     func finish() async -> (String, String) {
-        let (stdout, stderr) = (await out.finished(), await err.finished())
+        let (stdout, stderr) = (await out.finished(within: .seconds(3)), await err.finished(within: .seconds(3)))
         return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 }

@@ -11,7 +11,8 @@ final class PipeReader: Sendable {
     private struct State {
         var data = Data()
         var ended = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextToken = 0
     }
 
     private let state = Mutex(State())
@@ -43,7 +44,7 @@ final class PipeReader: Sendable {
             let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
                 state.ended = true
                 defer { state.waiters.removeAll() }
-                return state.waiters
+                return Array(state.waiters.values)
             }
             onEnd?()
             for waiter in waiters { waiter.resume() }
@@ -55,15 +56,39 @@ final class PipeReader: Sendable {
     /// Everything read so far.
     var data: Data { state.withLock { $0.data } }
 
-    /// Waits for end of file (every writer closed the pipe) and returns everything read.
+    /// Waits for end of file (every writer closed the pipe), or for cancellation, and returns
+    /// everything read.
     func finished() async -> Data {
-        await withCheckedContinuation { continuation in
-            let ended = state.withLock { state -> Bool in
-                if state.ended { return true }
-                state.waiters.append(continuation)
-                return false
+        let token = state.withLock { state in
+            defer { state.nextToken += 1 }
+            return state.nextToken
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.ended || Task.isCancelled { return true }
+                    state.waiters[token] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
             }
-            if ended { continuation.resume() }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: token) }?.resume()
+        }
+        return data
+    }
+
+    /// Once the child has exited: waits for end of file at most `limit`, then returns what was read.
+    ///
+    /// A child spawned at the same moment by another test can inherit this pipe's write end (Foundation
+    /// does not create pipes close-on-exec), and then end of file comes only when that one exits. What
+    /// an exited child wrote is in the pipe already, so the bound loses nothing it printed.
+    func finished(within limit: Duration) async -> Data {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await self.finished() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
         }
         return data
     }

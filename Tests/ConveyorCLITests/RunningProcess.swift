@@ -22,16 +22,18 @@ final class RunningProcess: Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         let continuation = exit.continuation
-        process.terminationHandler = { process in continuation.yield(process.terminationStatus) }
+        process.terminationHandler = { [self] process in
+            continuation.yield(process.terminationStatus)
+            self.ended()
+        }
         process.executableURL = executable
         process.arguments = arguments
         process.environment = ConveyorProcess.environment(environment)
         try process.run()
-        reader.start(onData: { [self] data in self.append(data) }, onEnd: { [self] in self.ended() })
+        reader.start(onData: { [self] data in self.append(data) })
     }
 
-    /// The child's output ended (it exited, or closed it): wake every waiter, since a line that never
-    /// came must fail the test, not hang it.
+    /// The child exited: wake every waiter, since a line that never came must fail the test, not hang it.
     private func ended() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.exited = true
@@ -68,6 +70,8 @@ final class RunningProcess: Sendable {
             }
             if found { continuation.resume() }
         }
+        // Woken by the exit: the reader may not have read the last of the output yet.
+        if !output.contains(text) { _ = await reader.finished(within: .seconds(3)) }
         if !output.contains(text) {
             Issue.record("the process exited before printing \(text.debugDescription); it printed:\n\(output)", sourceLocation: sourceLocation)
         }
@@ -85,7 +89,7 @@ final class RunningProcess: Sendable {
             status = exited
             break
         }
-        _ = await reader.finished()
+        _ = await reader.finished(within: .seconds(3))
         return status
     }
 }
