@@ -13,6 +13,11 @@ struct PoisonJobTests {
             let poison = try await store.insert([NewJob(kind: "test.abort", maxAttempts: 25)]).inserted[0]
             var env = CrashSafetyTests.environment(url: url, id: "w")
             env["CONVEYOR_RESCUE_DELAY"] = "0"
+            // A lease with room to spare on a loaded machine: the victim must crash holding it, not
+            // lose it first (its own leader would rescue it while the handler waits to be scheduled).
+            env["CONVEYOR_LEASE"] = "4"
+            // The trap is deliberate: no symbolicated backtrace (about 10 s each in a debug build).
+            env["SWIFT_BACKTRACE"] = "enable=no"
             var statuses: [Int32] = []
             for round in 1...3 {
                 env["CONVEYOR_WORKER_ID"] = "victim-\(round)"
@@ -20,7 +25,8 @@ struct PoisonJobTests {
                 statuses.append(await worker.exitStatus())
                 #expect(worker.output.contains("crashing this process on purpose"), "round \(round): \(worker.output.suffix(2000))")
                 let job = try await store.require(poison)
-                #expect(job.state == .running && job.attempt == round && job.lockedBy == "victim-\(round)")
+                #expect(job.state == .running && job.attempt == round && job.lockedBy == "victim-\(round)",
+                        "round \(round): \(job.state) at attempt \(job.attempt) by \(job.lockedBy ?? "nobody"); \(job.errors.map(\.message))")
             }
             #expect(statuses.allSatisfy { $0 != 0 }, "each worker died: \(statuses)")
 
