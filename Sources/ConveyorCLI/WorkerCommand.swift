@@ -61,6 +61,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var maintenanceOptions: MaintenanceOptions
     @OptionGroup var metrics: MetricsOptions
 
+    @Option(
+        help: #"Cluster-wide limits per kind, overriding the kinds' own, as JSON: {"video.render": {"concurrency": 4}} (env: CONVEYOR_LIMITS)."#)
+    var limits: String?
+
     @Option(name: .customLong("worker-id"), help: "Name recorded on claimed jobs (env: CONVEYOR_WORKER_ID; default host-pid-random).")
     var workerID: String?
 
@@ -137,6 +141,13 @@ struct WorkerCommand: AsyncParsableCommand {
             completionBatch, env: "CONVEYOR_COMPLETION_BATCH", flagName: "--completion-batch", default: 500, range: 1...5000)
         configuration.flushDeadline = try Settings.seconds(
             flushDeadline, env: "CONVEYOR_FLUSH_DEADLINE", flagName: "--flush-deadline", default: 10, range: 0...600)
+        if let text = Settings.string(limits, env: "CONVEYOR_LIMITS") {
+            do {
+                configuration.limits = try KindLimits.parse(text)
+            } catch {
+                throw CommandError.configuration(setting: limits != nil ? "--limits" : "CONVEYOR_LIMITS", reason: error.description)
+            }
+        }
         return configuration
     }
 }

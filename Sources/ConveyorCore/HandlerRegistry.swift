@@ -42,6 +42,11 @@ public struct HandlerRegistry: Sendable {
     /// The registered kinds, sorted.
     public var kinds: [String] { entries.keys.sorted() }
 
+    /// The cluster-wide concurrency limits the registered kinds declare (``JobKindOptions/concurrencyLimit``).
+    public var concurrencyLimits: [String: Int] {
+        entries.compactMapValues(\.options.concurrencyLimit)
+    }
+
     /// The default max attempts for `kind`: its policy's, or ``RetryPolicy/defaultMaxAttempts``.
     public func defaultMaxAttempts(for kind: String) -> Int {
         entries[kind]?.options.retry.maxAttempts ?? RetryPolicy.defaultMaxAttempts

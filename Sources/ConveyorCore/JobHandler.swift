@@ -32,11 +32,16 @@ public struct JobKindOptions: Sendable {
     public var timeout: Duration
     /// Attempts and backoff. Default ``RetryPolicy/standard`` (25 attempts over about 20 days).
     public var retry: RetryPolicy
+    /// At most this many jobs of the kind run at once across every worker of the cluster (a render
+    /// farm's cap), enforced where jobs start; `nil` (the default) for no limit. A deployment can
+    /// override it with `CONVEYOR_LIMITS` (see ``KindLimits``).
+    public var concurrencyLimit: Int?
 
     /// Creates options.
-    public init(timeout: Duration = .seconds(15 * 60), retry: RetryPolicy = .standard) {
+    public init(timeout: Duration = .seconds(15 * 60), retry: RetryPolicy = .standard, concurrencyLimit: Int? = nil) {
         self.timeout = timeout
         self.retry = retry
+        self.concurrencyLimit = concurrencyLimit
     }
 }
 

@@ -63,11 +63,26 @@ public struct PostgresJobStore: Sendable {
     /// The store's "now": the injected clock's time, or this machine's (statements use PostgreSQL's then).
     public var now: Date { clock.bind ?? Date() }
 
-    /// Claims up to `limit` due jobs of `queue` for `worker`, holding each for `lease`.
-    public func claim(queue: String, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
+    /// Claims up to `limit` due jobs of `queue` for `worker`, holding each for `lease`. Kinds in `limits`
+    /// (kind → most running across the cluster) start only while fewer than that many run.
+    public func claim(
+        queue: String, limit: Int, worker: String, lease: Duration, limits: [String: Int] = [:]
+    ) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
-        let query = JobClaimBatch.query(queue: queue, limit: limit, worker: worker, lease: lease, now: clock.bind)
-        return try await perform { try await JobClaimBatch.decode(client.query(query, logger: logger)) }
+        guard !limits.isEmpty else {
+            let query = JobClaimBatch.query(queue: queue, limit: limit, worker: worker, lease: lease, now: clock.bind)
+            return try await perform { try await JobClaimBatch.decode(client.query(query, logger: logger)) }
+        }
+        // Kinds with cluster-wide limits: the locks, then the claim, in one transaction (see limitedQuery).
+        let sorted = limits.sorted { $0.key < $1.key }.map { (kind: $0.key, concurrency: $0.value) }
+        let lock = JobClaimBatch.lockQuery(kinds: sorted.map(\.kind))
+        let query = JobClaimBatch.limitedQuery(queue: queue, limit: limit, worker: worker, lease: lease, limits: sorted, now: clock.bind)
+        return try await perform {
+            try await client.withTransaction(logger: logger) { connection in
+                _ = try await connection.query(lock, logger: logger).collect()
+                return try await JobClaimBatch.decode(connection.query(query, logger: logger))
+            }
+        }
     }
 
     /// Marks jobs completed where they are still `running` at the given attempt; returns the ids written.

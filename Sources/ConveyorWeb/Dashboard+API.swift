@@ -15,6 +15,10 @@ extension Dashboard {
         Self.json("[" + (try await store.queueSummaries()).map(\.json).joined(separator: ",") + "]")
     }
 
+    func apiLimits() async throws -> HTTPResponse {
+        Self.json("[" + (try await store.concurrencyLimits()).map(\.json).joined(separator: ",") + "]")
+    }
+
     func apiJobs(_ query: [String: String]) async throws -> HTTPResponse {
         var filter = JobFilter(limit: min(max(query["limit"].flatMap(Int.init) ?? configuration.pageSize, 1), 500))
         if let text = query["state"], !text.isEmpty {

@@ -8,9 +8,12 @@ extension Dashboard {
     /// (one `GROUP BY` over the jobs table; a queue that is gone simply stops appearing):
     ///
     /// - `conveyor_queue_jobs{queue,state}`: jobs per queue and state;
-    /// - `conveyor_queue_oldest_wait_seconds{queue}`: how long the oldest due `available` job has waited.
+    /// - `conveyor_queue_oldest_wait_seconds{queue}`: how long the oldest due `available` job has waited;
+    /// - `conveyor_kind_concurrency_limit{kind}` and `conveyor_kind_running{kind}`: each limited kind's
+    ///   cluster-wide limit and its running jobs.
     func metrics() async throws -> HTTPResponse {
         let statistics = try await store.queueStatistics()
+        let limits = try await store.concurrencyLimits()
         var text = configuration.registry.emitToString()
         text += "# TYPE conveyor_queue_jobs gauge\n"
         for row in statistics {
@@ -22,6 +25,10 @@ extension Dashboard {
         for (queue, seconds) in oldest.sorted(by: { $0.key < $1.key }) {
             text += "conveyor_queue_oldest_wait_seconds{queue=\"\(Self.label(queue))\"} \(seconds)\n"
         }
+        text += "# TYPE conveyor_kind_concurrency_limit gauge\n"
+        for limit in limits { text += "conveyor_kind_concurrency_limit{kind=\"\(Self.label(limit.kind))\"} \(limit.concurrency)\n" }
+        text += "# TYPE conveyor_kind_running gauge\n"
+        for limit in limits { text += "conveyor_kind_running{kind=\"\(Self.label(limit.kind))\"} \(limit.running)\n" }
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))
     }
 

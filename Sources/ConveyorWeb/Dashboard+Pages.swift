@@ -29,8 +29,18 @@ extension Dashboard {
             } ?? HTML.button("Pause", action: "/queues/\(HTML.query(queue))/pause")
             return ["<a href=\"\(HTML.href("/jobs", [("queue", queue)]))\">\(HTML.escape(queue))</a>"] + counts + [HTML.escape(oldest), pause]
         }
-        let table = HTML.table(["Queue"] + JobState.allCases.map(\.rawValue) + ["Oldest wait", ""], rows)
-        return .html(HTML.page("Queues", queues.isEmpty ? "<p>No jobs yet.</p>" : table, flash: flash.flatMap { Self.outcomes[$0] }))
+        var body = queues.isEmpty ? "<p>No jobs yet.</p>" : HTML.table(["Queue"] + JobState.allCases.map(\.rawValue) + ["Oldest wait", ""], rows)
+        let limits = try await store.concurrencyLimits()
+        if !limits.isEmpty {
+            let limitRows = limits.map { limit in
+                [
+                    "<a href=\"\(HTML.href("/jobs", [("kind", limit.kind), ("state", JobState.running.rawValue)]))\">\(HTML.escape(limit.kind))</a>",
+                    "\(limit.running) of \(limit.concurrency)", HTML.escape(limit.declaredBy), HTML.escape(RFC3339.format(limit.declaredAt)),
+                ]
+            }
+            body += "<h2>Concurrency limits (cluster-wide)</h2>" + HTML.table(["Kind", "Running", "Declared by", "At"], limitRows)
+        }
+        return .html(HTML.page("Queues", body, flash: flash.flatMap { Self.outcomes[$0] }))
     }
 
     func jobsPage(_ query: [String: String]) async throws -> HTTPResponse {

@@ -95,6 +95,7 @@ public struct Dashboard: Sendable {
         case (.GET, 1, "metrics"): return try await metrics()
         case (.GET, 1, "schedules"): return try await schedulesPage()
         case (.GET, 2, "api") where second == "queues": return try await apiQueues()
+        case (.GET, 2, "api") where second == "limits": return try await apiLimits()
         case (.GET, 2, "api") where second == "jobs": return try await apiJobs(request.query)
         case (.GET, 3, "api") where second == "jobs": return try await apiJob(third)
         default: return .html(HTML.page("Not found", "<p>Nothing at \(HTML.escape(request.path)).</p>"), status: .notFound)

@@ -24,6 +24,9 @@ public final class DirectStarts: JobStarter {
 
     public let workerID: String
     public let lease: Duration
+    /// Kinds that never start directly (their start is counted cluster-wide by the claim): inserted
+    /// `available` like jobs for other queues.
+    let claimOnly: Set<String>
     let queues: [String: (slots: QueueSlots, inbox: ProducerInbox)]
 
     private struct Waiters {
@@ -36,9 +39,10 @@ public final class DirectStarts: JobStarter {
 
     private let waiters = Mutex(Waiters())
 
-    init(workerID: String, lease: Duration, queues: [String: (slots: QueueSlots, inbox: ProducerInbox)]) {
+    init(workerID: String, lease: Duration, claimOnly: Set<String> = [], queues: [String: (slots: QueueSlots, inbox: ProducerInbox)]) {
         self.workerID = workerID
         self.lease = lease
+        self.claimOnly = claimOnly
         self.queues = queues
     }
 
@@ -98,7 +102,7 @@ public final class DirectStarts: JobStarter {
     public func reserve(_ jobs: [NewJob], now: Date, ingester: String) -> StartReservation {
         defer { cancelPlan(ingester: ingester) }
         var candidates: [String: [(priority: Int, runAt: Date, row: Int)]] = [:]
-        for (row, job) in jobs.enumerated() where queues[job.queue] != nil {
+        for (row, job) in jobs.enumerated() where queues[job.queue] != nil && !claimOnly.contains(job.kind) {
             let runAt = job.runAt ?? now
             guard runAt <= now else { continue }
             candidates[job.queue, default: []].append((job.priority, runAt, row))

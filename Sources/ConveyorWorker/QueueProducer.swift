@@ -24,6 +24,8 @@ struct QueueProducer: Sendable {
     let executor: JobExecutor
     let completer: JobCompleter
     let settings: Worker.Configuration
+    /// Kinds with cluster-wide concurrency limits (kind → most running); claimed under their locks.
+    let limits: [String: Int]
     let slots: QueueSlots
     let starts: DirectStarts
     let metrics: WorkerMetrics
@@ -164,7 +166,7 @@ struct QueueProducer: Sendable {
                         do {
                             let sent = ContinuousClock.now
                             let claimed = try await store.claim(
-                                queue: queue.name, limit: requested, worker: settings.workerID, lease: settings.lease)
+                                queue: queue.name, limit: requested, worker: settings.workerID, lease: settings.lease, limits: limits)
                             inbox.deliver(.claimed(claimed, requested: requested, sent: sent, token: token))
                         } catch {
                             inbox.deliver(.claimFailed(requested: requested, error: "\(error)"))

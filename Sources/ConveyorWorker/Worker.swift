@@ -46,6 +46,8 @@ public struct Worker: Service {
         /// that react to finished jobs, and for tests that await them. It runs on the completer's task
         /// between two writes, so it must return quickly (hand the results to a stream). Default none.
         public var onResultsWritten: (@Sendable ([WrittenResult]) -> Void)?
+        /// Deploy-time overrides of the kinds' declared limits (`CONVEYOR_LIMITS`). Default none.
+        public var limits = KindLimits()
 
         /// Creates a configuration.
         public init(
@@ -78,6 +80,8 @@ public struct Worker: Service {
     let inboxes: [String: ProducerInbox]
     let running: [String: RunningJobs]
     let slots: [String: QueueSlots]
+    /// The cluster-wide concurrency limits in force: the kinds' declarations with the overrides applied.
+    public let concurrencyLimits: [String: Int]
 
     /// Hands ingesters of this process the slots they may fill with jobs inserted already claimed
     /// (pass it to `EnvelopeIngester`); see ``DirectStarts``.
@@ -116,8 +120,12 @@ public struct Worker: Service {
         self.inboxes = inboxes
         self.running = running
         self.slots = slots
+        let limits = configuration.limits.concurrency(appliedTo: registry.concurrencyLimits)
+        concurrencyLimits = limits
         directStarts = DirectStarts(
             workerID: configuration.workerID, lease: configuration.lease,
+            // A limited kind starts only through the claim, which counts its running jobs cluster-wide.
+            claimOnly: Set(limits.keys),
             queues: inboxes.reduce(into: [:]) { result, entry in
                 if let queueSlots = slots[entry.key] { result[entry.key] = (slots: queueSlots, inbox: entry.value) }
             })
@@ -141,9 +149,18 @@ public struct Worker: Service {
             metrics: metrics, logger: logger)
         let progress = ProgressBuffer()
         let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger, progress: progress)
-        logger.info(
-            "worker started",
-            metadata: ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"])
+        var started: Logger.Metadata = ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"]
+        if !concurrencyLimits.isEmpty {
+            started["limits"] = "\(concurrencyLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
+        }
+        logger.info("worker started", metadata: started)
+        do {
+            let unlimited = registry.kinds.filter { concurrencyLimits[$0] == nil }
+            try await store.declareConcurrencyLimits(concurrencyLimits, unlimited: unlimited, by: configuration.workerID)
+        } catch {
+            // Only what `conveyor limits` shows: every claim carries the limits it enforces.
+            logger.warning("recording this worker's concurrency limits failed", metadata: ["error": "\(error)"])
+        }
         let inboxes = self.inboxes
         let leases = LeaseKeeper(
             store: store, running: Array(running.values), finished: { completer.held() }, progress: progress,
@@ -172,7 +189,7 @@ public struct Worker: Service {
                             guard let inbox = inboxes[queue.name], let jobs = running[queue.name], let slots = slots[queue.name] else { continue }
                             let producer = QueueProducer(
                                 queue: queue, store: store, executor: executor, completer: completer,
-                                settings: configuration, slots: slots, starts: directStarts, metrics: metrics, logger: logger)
+                                settings: configuration, limits: concurrencyLimits, slots: slots, starts: directStarts, metrics: metrics, logger: logger)
                             producers.addTask { await producer.run(stop: stop, inbox: inbox, running: jobs) }
                         }
                     }

@@ -90,6 +90,13 @@ public enum TestDatabase {
         }
     }
 
+    /// The single integer a query such as `SELECT count(*) …` returns.
+    public static func count(_ client: PostgresClient, _ sql: String) async throws -> Int {
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        for try await value in rows.decode(Int64.self) { return Int(value) }
+        return 0
+    }
+
     /// `url` with its database name replaced.
     public static func replacingDatabase(in url: String, with name: String) -> String {
         var components = URLComponents(string: url)!

@@ -150,6 +150,23 @@ struct DashboardTests {
         }
     }
 
+    @Test("declared concurrency limits show on the queues page, in /api/limits and /metrics, with each kind's running count")
+    func concurrencyLimits() async throws {
+        try await Self.withDashboard { port, store, _ in
+            try await store.declareConcurrencyLimits(["video.render": 4, "other": 2], unlimited: [], by: "w1")
+            try await store.declareConcurrencyLimits([:], unlimited: ["other"], by: "w2")
+            _ = try await store.insert([NewJob(kind: "video.render"), NewJob(kind: "video.render")])
+            _ = try await store.claim(queue: "default", limit: 1, worker: "w1", lease: .seconds(30), limits: ["video.render": 4])
+            let page = try await TestHTTPClient.send(.GET, port: port, path: "/")
+            #expect(page.body.contains("Concurrency limits") && page.body.contains("1 of 4") && !page.body.contains(">other<"))
+            let api = try await TestHTTPClient.send(.GET, port: port, path: "/api/limits")
+            #expect(api.body.contains(#""concurrency":4"#) && api.body.contains(#""running":1"#) && api.body.contains(#""declared_by":"w1""#))
+            let metrics = try await TestHTTPClient.send(.GET, port: port, path: "/metrics")
+            #expect(metrics.body.contains(#"conveyor_kind_concurrency_limit{kind="video.render"} 4"#))
+            #expect(metrics.body.contains(#"conveyor_kind_running{kind="video.render"} 1"#))
+        }
+    }
+
     @Test("the JSON API returns queues, filtered jobs and one job as the CLI prints them; with a token it answers 401, not a login page")
     func api() async throws {
         let token = "api-token-0123456789abcdef"
