@@ -106,6 +106,7 @@ public enum Envelope {
         if let runAt = try optionalTime(fields, "run_at") { job.runAt = runAt }
         if let maxAttempts = try optionalInteger(fields, "max_attempts") { job.maxAttempts = maxAttempts }
         job.uniqueKey = try optionalString(fields, "unique_key")
+        job.limitKey = try optionalString(fields, "limit_key")
         job.enqueuedAt = try optionalTime(fields, "enqueued_at")
         switch fields["tags"] {
         case nil, .null?:
@@ -175,6 +176,7 @@ public enum Envelope {
         if let runAt = job.runAt { object["run_at"] = .string(RFC3339.formatPrecise(runAt)) }
         if let maxAttempts = job.maxAttempts { object["max_attempts"] = .integer(Int64(maxAttempts)) }
         if let uniqueKey = job.uniqueKey { object["unique_key"] = .string(uniqueKey) }
+        if let limitKey = job.limitKey { object["limit_key"] = .string(limitKey) }
         if !job.tags.isEmpty { object["tags"] = .array(job.tags.map(JSONValue.string)) }
         object["enqueued_at"] = .string(RFC3339.formatPrecise(job.enqueuedAt ?? Date()))
         return try JSONEncoder().encode(JSONValue.object(object))

@@ -42,9 +42,13 @@ public struct HandlerRegistry: Sendable {
     /// The registered kinds, sorted.
     public var kinds: [String] { entries.keys.sorted() }
 
-    /// The cluster-wide concurrency limits the registered kinds declare (``JobKindOptions/concurrencyLimit``).
-    public var concurrencyLimits: [String: Int] {
-        entries.compactMapValues(\.options.concurrencyLimit)
+    /// The cluster-wide limits the registered kinds declare (``JobKindOptions/concurrencyLimit`` and
+    /// ``JobKindOptions/rateLimit``), for the kinds that declare one.
+    public var limits: [String: KindLimit] {
+        entries.compactMapValues { entry in
+            let limit = KindLimit(concurrency: entry.options.concurrencyLimit, rate: entry.options.rateLimit)
+            return limit.isEmpty ? nil : limit
+        }
     }
 
     /// The default max attempts for `kind`: its policy's, or ``RetryPolicy/defaultMaxAttempts``.

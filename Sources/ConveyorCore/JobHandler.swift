@@ -36,12 +36,19 @@ public struct JobKindOptions: Sendable {
     /// farm's cap), enforced where jobs start; `nil` (the default) for no limit. A deployment can
     /// override it with `CONVEYOR_LIMITS` (see ``KindLimits``).
     public var concurrencyLimit: Int?
+    /// At most this many starts per window for each limit key (``NewJob/limitKey``), across the cluster
+    /// (30 per minute per ad account); `nil` (the default) for no limit. Overridable by `CONVEYOR_LIMITS`.
+    public var rateLimit: RateLimit?
 
     /// Creates options.
-    public init(timeout: Duration = .seconds(15 * 60), retry: RetryPolicy = .standard, concurrencyLimit: Int? = nil) {
+    public init(
+        timeout: Duration = .seconds(15 * 60), retry: RetryPolicy = .standard, concurrencyLimit: Int? = nil,
+        rateLimit: RateLimit? = nil
+    ) {
         self.timeout = timeout
         self.retry = retry
         self.concurrencyLimit = concurrencyLimit
+        self.rateLimit = rateLimit
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// What a handler returns when it did not fail: the closed set of successful endings.
 ///
@@ -51,11 +51,17 @@ public enum JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case permanent(String)
     /// Retry after exactly `delay` (e.g. an API's `Retry-After`), still spending an attempt.
     case retryAfter(Duration, String)
+    /// An upstream said "too many calls for this key, wait until `until`": the key (the job's own
+    /// ``NewJob/limitKey`` when `nil`) is paused cluster-wide until then, so no job with it starts on
+    /// any worker, and this job waits with them without spending the attempt. Without any key, the job
+    /// alone waits until then (a snooze).
+    case throttled(key: String?, until: Date, String)
 
     public var description: String {
         switch self {
         case .permanent(let message): message
         case .retryAfter(_, let message): message
+        case .throttled(_, _, let message): message
         }
     }
 }

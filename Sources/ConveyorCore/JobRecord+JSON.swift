@@ -19,6 +19,7 @@ extension JobRecord {
         if let value = enqueuedAt { object["enqueued_at"] = RFC3339.format(value) }
         if let value = lockedBy { object["locked_by"] = value }
         if let value = uniqueKey { object["unique_key"] = value }
+        if let value = limitKey { object["limit_key"] = value }
         if let value = cancelReason { object["cancel_reason"] = value }
         if let value = cancelledBy { object["cancelled_by"] = value }
         if let value = progress {

@@ -52,6 +52,8 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
     public var progress: JobProgress?
     /// When that progress was written.
     public var progressAt: Date?
+    /// The throttled key it counts against (``NewJob/limitKey``), if any.
+    public var limitKey: String?
 
     /// Creates a record (used by the store when decoding rows).
     public init(
@@ -60,8 +62,9 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
         errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
         finishedAt: Date?, lockedBy: String?, cancelReason: String?, cancelledBy: String? = nil,
         cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil, result: String? = nil,
-        progress: JobProgress? = nil, progressAt: Date? = nil
+        progress: JobProgress? = nil, progressAt: Date? = nil, limitKey: String? = nil
     ) {
+        self.limitKey = limitKey
         self.result = result
         self.progress = progress
         self.progressAt = progressAt
@@ -109,12 +112,16 @@ public struct ClaimedJob: Sendable, Equatable, Identifiable {
     /// How long the job was due before this attempt started: the start minus `run_at`, both by the
     /// database's clock (zero for a job started as soon as it was due).
     public var waited: Duration
+    /// The throttled key it counts against (``NewJob/limitKey``), if any.
+    public var limitKey: String?
 
     /// Creates a claimed job.
     public init(
-        id: UUID, kind: String, queue: String, args: String, attempt: Int, maxAttempts: Int, priority: Int, waited: Duration = .zero
+        id: UUID, kind: String, queue: String, args: String, attempt: Int, maxAttempts: Int, priority: Int, waited: Duration = .zero,
+        limitKey: String? = nil
     ) {
         self.waited = waited
+        self.limitKey = limitKey
         self.id = id
         self.kind = kind
         self.queue = queue

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// How one attempt ended, as the executor observed it.
 public enum AttemptResult: Sendable, Equatable {
     /// The handler returned.
@@ -6,6 +8,8 @@ public enum AttemptResult: Sendable, Equatable {
     case failed(message: String, kind: FailureKind, retryAfter: Duration? = nil)
     /// The worker stopped the attempt on shutdown: the job goes back without spending the attempt.
     case interrupted
+    /// The handler threw ``JobFailure/throttled(key:until:_:)``; `key` is nil when it named none.
+    case throttled(key: String?, until: Date, message: String)
 
     /// Classifies an error thrown by a handler.
     public init(error: any Error) {
@@ -14,6 +18,8 @@ public enum AttemptResult: Sendable, Equatable {
             self = .failed(message: message, kind: .permanent)
         case JobFailure.retryAfter(let delay, let message):
             self = .failed(message: message, kind: .retryAfter, retryAfter: delay)
+        case JobFailure.throttled(let key, let until, let message):
+            self = .throttled(key: key, until: until, message: message)
         default:
             self = .failed(message: AttemptResult.describe(error), kind: .error)
         }
@@ -71,6 +77,10 @@ extension JobResolution {
         func clamp(_ delay: Duration) -> Duration { min(max(delay, .zero), Self.maxDelay) }
         switch self {
         case .complete, .completeWithResult, .release: return self
+        case .throttle(let key, let until, let reason):
+            // `until` becomes a timestamptz: keep it within what PostgreSQL and RFC 3339 both hold.
+            let bounded = min(max(until, Date(timeIntervalSince1970: 0)), Date(timeIntervalSince1970: 253_402_300_799))
+            return .throttle(key: FailureRecord.storable(key, limit: 255), until: bounded, reason: FailureRecord.storable(reason))
         case .retry(let after, let failure): return .retry(after: clamp(after), FailureRecord(message: failure.message, kind: failure.kind))
         case .dead(let failure): return .dead(FailureRecord(message: failure.message, kind: failure.kind))
         case .snooze(let after): return .snooze(clamp(after))
@@ -95,12 +105,16 @@ public enum JobResolution: Sendable, Equatable {
     case cancel(reason: String)
     /// `running → available` now, the attempt not spent (shutdown).
     case release
+    /// `running → available`, the attempt not spent, and `key` paused until `until` (no job with it
+    /// starts before): an upstream throttled the key. The job waits for the pause when `key` is its own
+    /// limit key (so resuming the key releases it too), else until `until`. An empty key pauses nothing.
+    case throttle(key: String, until: Date, reason: String)
 
     /// The state the job ends up in.
     public var nextState: JobState {
         switch self {
         case .complete, .completeWithResult: .completed
-        case .retry, .snooze, .release: .available
+        case .retry, .snooze, .release, .throttle: .available
         case .dead: .dead
         case .cancel: .cancelled
         }
@@ -130,6 +144,8 @@ public enum JobResolution: Sendable, Equatable {
             return .cancel(reason: reason).storable
         case .interrupted:
             return .release
+        case .throttled(let key, let until, let message):
+            return JobResolution.throttle(key: key ?? "", until: until, reason: message).storable
         case .failed(let message, let kind, let retryAfter):
             let failure = FailureRecord(message: message, kind: kind)
             switch kind {

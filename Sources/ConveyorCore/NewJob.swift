@@ -23,6 +23,10 @@ public struct NewJob: Sendable, Equatable {
     /// While an unfinished job has this key, another one with it is not inserted. At most 255
     /// characters as PostgreSQL counts them (Unicode scalars, not Swift's grapheme clusters).
     public var uniqueKey: String?
+    /// The throttled key it counts against (`meta:act_123`): while the key is paused (a handler threw
+    /// ``JobFailure/throttled(key:until:_:)``) no job with it starts, and a kind's rate limit counts starts
+    /// per key. At most 255 characters, like ``uniqueKey``.
+    public var limitKey: String?
     /// Free labels for search.
     public var tags: [String]
     /// The producer's clock, for latency metrics; years 1–9999.
@@ -38,7 +42,7 @@ public struct NewJob: Sendable, Equatable {
     public init(
         kind: String, args: String = "{}", queue: String = "default", priority: Int = 5,
         runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil,
-        tags: [String] = [], id: UUID = UUID(), enqueuedAt: Date? = nil
+        tags: [String] = [], id: UUID = UUID(), enqueuedAt: Date? = nil, limitKey: String? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -48,6 +52,7 @@ public struct NewJob: Sendable, Equatable {
         self.runAt = runAt
         self.maxAttempts = maxAttempts
         self.uniqueKey = uniqueKey
+        self.limitKey = limitKey
         self.tags = tags
         self.enqueuedAt = enqueuedAt
     }
@@ -55,12 +60,13 @@ public struct NewJob: Sendable, Equatable {
     /// Creates a job whose args are an encodable payload.
     public init<Args: Encodable>(
         kind: String, payload: Args, queue: String = "default", priority: Int = 5,
-        runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil, tags: [String] = []
+        runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil, tags: [String] = [],
+        limitKey: String? = nil
     ) throws {
         let data = try JSONEncoder().encode(payload)
         self.init(
             kind: kind, args: String(decoding: data, as: UTF8.self), queue: queue, priority: priority,
-            runAt: runAt, maxAttempts: maxAttempts, uniqueKey: uniqueKey, tags: tags)
+            runAt: runAt, maxAttempts: maxAttempts, uniqueKey: uniqueKey, tags: tags, limitKey: limitKey)
     }
 
     /// Why a job description is not acceptable.
@@ -70,6 +76,8 @@ public struct NewJob: Sendable, Equatable {
         case priorityOutOfRange(Int)
         case maxAttemptsOutOfRange(Int)
         case uniqueKeyTooLong(Int)
+        /// A `limit_key` that is empty or longer than 255 characters (its length).
+        case limitKeyLength(Int)
         /// Args that parse, but not to an object (the JSON type they have).
         case argsNotAnObject(String)
         /// Args that are not JSON (where parsing stopped).
@@ -91,6 +99,7 @@ public struct NewJob: Sendable, Equatable {
             case .priorityOutOfRange(let priority): "priority \(priority) must be between 0 and 9"
             case .maxAttemptsOutOfRange(let value): "max_attempts \(value) must be between 1 and 1000"
             case .uniqueKeyTooLong(let count): "unique_key has \(count) characters, at most 255 allowed"
+            case .limitKeyLength(let count): "limit_key has \(count) characters, 1 to 255 allowed"
             case .argsNotAnObject(let type): "args must be a JSON object, got \(type)"
             case .argsNotJSON(let reason): "args are not valid JSON: \(reason)"
             case .argsTooLarge(let bytes): "args is \(bytes) bytes, at most \(NewJob.maxArgsBytes) allowed"
@@ -113,6 +122,8 @@ public struct NewJob: Sendable, Equatable {
         // PostgreSQL's char_length counts code points: "a\u{301}" is one Swift Character but two there.
         if let uniqueKey, uniqueKey.unicodeScalars.count > 255 { throw .uniqueKeyTooLong(uniqueKey.unicodeScalars.count) }
         if let uniqueKey, uniqueKey.utf8.contains(0) { throw .nulCharacter(field: "unique_key") }
+        if let limitKey, !(1...255).contains(limitKey.unicodeScalars.count) { throw .limitKeyLength(limitKey.unicodeScalars.count) }
+        if let limitKey, limitKey.utf8.contains(0) { throw .nulCharacter(field: "limit_key") }
         if tags.contains(where: { $0.utf8.contains(0) }) { throw .nulCharacter(field: "tags") }
         if let runAt, !RFC3339.isSupported(runAt) { throw .timeOutOfRange(field: "run_at") }
         if let enqueuedAt, !RFC3339.isSupported(enqueuedAt) { throw .timeOutOfRange(field: "enqueued_at") }

@@ -118,9 +118,10 @@ public struct Maintenance: Service {
         }
     }
 
-    /// One pruning pass: deletes old finished jobs, then old quarantined envelopes, in small batches
-    /// until none is left.
+    /// One pruning pass: deletes ended key pauses and closed rate windows, then old finished jobs, then
+    /// old quarantined envelopes, in small batches until none is left.
     public func prune() async throws {
+        _ = try await store.pruneLimitState()
         let retentions = [configuration.finishedRetention, configuration.deadRetention, configuration.rejectedRetention]
         guard retentions.contains(where: { $0 != nil }) else { return }
         let now = try await store.now()

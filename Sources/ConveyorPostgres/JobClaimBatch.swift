@@ -4,7 +4,7 @@ import PostgresNIO
 
 /// `JobClaimBatch`: takes up to `limit` due jobs of a queue in priority, `run_at`, insertion order,
 /// skipping rows other workers hold, marks them `running`, counts the attempt and sets the lease.
-/// A paused queue yields nothing.
+/// A paused queue yields nothing, and a job whose limit key is paused is left waiting.
 ///
 /// The picked rows are updated through `id = ANY(ARRAY(…))`, a primary-key lookup whatever the table's
 /// statistics say. Joined (`FROM picked`), the planner took the `LIMIT` as the row count and, on a table
@@ -20,6 +20,8 @@ enum JobClaimBatch {
                   AND queue = \(queue)
                   AND run_at <= coalesce(\(now)::timestamptz, now())
                   AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = \(queue))
+                  AND (limit_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, now())))
                 ORDER BY priority, run_at, seq
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
@@ -32,63 +34,107 @@ enum JobClaimBatch {
                 lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
             WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
             RETURNING j.id, j.kind, j.queue, j.args::text, j.attempt, j.max_attempts, j.priority,
-                      greatest(0, extract(epoch FROM j.attempted_at - j.run_at))::float8
+                      greatest(0, extract(epoch FROM j.attempted_at - j.run_at))::float8, j.limit_key
             """
     }
 
-    /// The claim when kinds have cluster-wide concurrency limits (`limits`, kind → most running): jobs of
-    /// other kinds are picked as above; each limited kind's are picked up to its room (its limit less
-    /// its running jobs, counted across every worker); the first `limit` of both, in claim order, start.
+    /// The claim when kinds have cluster-wide limits (``KindLimit``): jobs of other kinds are picked as
+    /// above; each limited kind's are picked up to its room (its concurrency limit less its running
+    /// jobs, counted across every worker and queue) and, with a rate limit, to what each limit key has
+    /// left in the current window (`conveyor_key_starts`, which the statement then counts up); the first
+    /// `limit` of both, in claim order, start.
     ///
     /// It must run in a transaction after ``lockQuery(kinds:)``: the lock serializes the claims of a
     /// limited kind across the cluster, and in READ COMMITTED this statement's snapshot, taken after the
     /// lock was granted, sees every claim committed before (counting within one statement could not:
     /// two claims would count the same free room). Jobs whose lease expired still count as running
     /// until they are rescued, and finishing only lowers the count, so the limit is never exceeded.
+    ///
+    /// A rate-limited kind's candidates are read `limit × 4` at a time, keys already spent for the
+    /// window skipped; a burst on one key cannot hide the other keys' jobs behind it for long.
     static func limitedQuery(
-        queue: String, limit: Int, worker: String, lease: Duration, limits: [(kind: String, concurrency: Int)], now: Date?
+        queue: String, limit: Int, worker: String, lease: Duration, limits: [(kind: String, limit: KindLimit)], now: Date?
     ) -> PostgresQuery {
-        let kinds = limits.map(\.kind), caps = limits.map { Int64($0.concurrency) }
+        let kinds = limits.map(\.kind)
+        let caps = limits.map { Int64($0.limit.concurrency ?? 0) }
+        let rates = limits.map { Int64($0.limit.rate?.starts ?? 0) }
+        let windows = limits.map { $0.limit.rate?.window.seconds ?? 0 }
         return """
-            WITH room AS (
-                SELECT l.kind, greatest(0, l.cap - (SELECT count(*) FROM conveyor_jobs r
-                    WHERE r.state = \(unescaped: JobState.running.sql) AND r.kind = l.kind)) AS room
-                FROM unnest(\(kinds)::text[], \(caps)::int8[]) AS l(kind, cap)
+            WITH lim AS (
+                SELECT l.kind, l.cap, l.rate, l.per,
+                       CASE WHEN l.per > 0 THEN to_timestamp(floor(extract(epoch FROM coalesce(\(now)::timestamptz, now())) / l.per) * l.per) END
+                           AS window_start
+                FROM unnest(\(kinds)::text[], \(caps)::int8[], \(rates)::int8[], \(windows)::float8[]) AS l(kind, cap, rate, per)
+            ), room AS (
+                SELECT lim.*, CASE WHEN lim.cap > 0
+                    THEN least(\(limit), greatest(0, lim.cap - (SELECT count(*) FROM conveyor_jobs r
+                        WHERE r.state = \(unescaped: JobState.running.sql) AND r.kind = lim.kind)))
+                    ELSE \(limit) END AS room
+                FROM lim
             ), free AS (
                 SELECT id, priority, run_at, seq FROM conveyor_jobs
                 WHERE state = \(unescaped: JobState.available.sql)
                   AND queue = \(queue)
                   AND run_at <= coalesce(\(now)::timestamptz, now())
                   AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = \(queue))
+                  AND (limit_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, now())))
                   AND kind <> ALL(\(kinds)::text[])
                 ORDER BY priority, run_at, seq
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
-            ), limited AS (
-                SELECT p.* FROM room CROSS JOIN LATERAL (
-                    SELECT id, priority, run_at, seq FROM conveyor_jobs
+            ), candidates AS (
+                SELECT room.kind, room.rate, room.window_start, room.room, c.* FROM room CROSS JOIN LATERAL (
+                    SELECT id, priority, run_at, seq, limit_key FROM conveyor_jobs
                     WHERE state = \(unescaped: JobState.available.sql)
                       AND queue = \(queue)
                       AND run_at <= coalesce(\(now)::timestamptz, now())
                       AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = \(queue))
+                      AND (limit_key IS NULL OR NOT EXISTS (
+                          SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, now())))
                       AND kind = room.kind
+                      AND (room.rate = 0 OR limit_key IS NULL OR NOT EXISTS (
+                          SELECT 1 FROM conveyor_key_starts s
+                          WHERE s.kind = room.kind AND s.key = limit_key AND s.window_start = room.window_start AND s.starts >= room.rate))
                     ORDER BY priority, run_at, seq
-                    LIMIT least(room.room, \(limit))
-                    FOR UPDATE SKIP LOCKED) p
+                    LIMIT CASE WHEN room.rate > 0 THEN room.room * 4 ELSE room.room END
+                    FOR UPDATE SKIP LOCKED) c
+            ), ranked AS (
+                SELECT c.*, row_number() OVER (PARTITION BY c.kind, c.limit_key ORDER BY c.priority, c.run_at, c.seq) AS n
+                FROM candidates c
+            ), allowed AS (
+                SELECT r.id, r.priority, r.run_at, r.seq, r.room,
+                       row_number() OVER (PARTITION BY r.kind ORDER BY r.priority, r.run_at, r.seq) AS m
+                FROM ranked r
+                LEFT JOIN conveyor_key_starts s
+                    ON r.rate > 0 AND s.kind = r.kind AND s.key = r.limit_key AND s.window_start = r.window_start
+                WHERE r.rate = 0 OR r.limit_key IS NULL OR r.n + coalesce(s.starts, 0) <= r.rate
             ), picked AS (
-                SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM limited) c
+                SELECT id FROM (
+                    SELECT id, priority, run_at, seq FROM free
+                    UNION ALL
+                    SELECT id, priority, run_at, seq FROM allowed WHERE m <= room) c
                 ORDER BY priority, run_at, seq
                 LIMIT \(limit)
+            ), started AS (
+                UPDATE conveyor_jobs AS j
+                SET state = \(unescaped: JobState.running.sql),
+                    attempt = j.attempt + 1,
+                    attempted_at = coalesce(\(now)::timestamptz, now()),
+                    locked_by = \(worker),
+                    lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
+                WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+                RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_attempts, j.priority,
+                          greatest(0, extract(epoch FROM j.attempted_at - j.run_at))::float8 AS waited, j.limit_key
+            ), counted AS (
+                INSERT INTO conveyor_key_starts (kind, key, window_start, window_end, starts)
+                SELECT s.kind, s.limit_key, lim.window_start, lim.window_start + make_interval(secs => lim.per), count(*)
+                FROM started s JOIN lim ON lim.kind = s.kind AND lim.rate > 0
+                WHERE s.limit_key IS NOT NULL
+                GROUP BY s.kind, s.limit_key, lim.window_start, lim.per
+                ON CONFLICT (kind, key, window_start) DO UPDATE SET starts = conveyor_key_starts.starts + excluded.starts
             )
-            UPDATE conveyor_jobs AS j
-            SET state = \(unescaped: JobState.running.sql),
-                attempt = j.attempt + 1,
-                attempted_at = coalesce(\(now)::timestamptz, now()),
-                locked_by = \(worker),
-                lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
-            WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-            RETURNING j.id, j.kind, j.queue, j.args::text, j.attempt, j.max_attempts, j.priority,
-                      greatest(0, extract(epoch FROM j.attempted_at - j.run_at))::float8
+            SELECT id, kind, queue, args, attempt, max_attempts, priority, waited, limit_key FROM started
             """
     }
 
@@ -100,13 +146,13 @@ enum JobClaimBatch {
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [ClaimedJob] {
         var jobs: [ClaimedJob] = []
-        for try await (id, kind, queue, args, attempt, maxAttempts, priority, waited) in rows.decode(
-            (UUID, String, String, String, Int32, Int32, Int16, Double).self)
+        for try await (id, kind, queue, args, attempt, maxAttempts, priority, waited, limitKey) in rows.decode(
+            (UUID, String, String, String, Int32, Int32, Int16, Double, String?).self)
         {
             jobs.append(
                 ClaimedJob(
                     id: id, kind: kind, queue: queue, args: args, attempt: Int(attempt),
-                    maxAttempts: Int(maxAttempts), priority: Int(priority), waited: .seconds(waited)))
+                    maxAttempts: Int(maxAttempts), priority: Int(priority), waited: .seconds(waited), limitKey: limitKey))
         }
         return jobs
     }

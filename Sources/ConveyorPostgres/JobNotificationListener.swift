@@ -41,7 +41,9 @@ public struct JobNotificationListener: Sendable {
                             try await connection.listen(on: JobInsertMany.channel) { notifications in
                                 notify(.available(nil))
                                 for try await notification in notifications {
-                                    notify(.available(notification.payload.split(separator: ",").map(String.init)))
+                                    // An empty payload (a resumed limit key) may concern any queue.
+                                    let queues = notification.payload.split(separator: ",").map(String.init)
+                                    notify(.available(queues.isEmpty ? nil : queues))
                                 }
                             }
                         }

@@ -64,9 +64,10 @@ public struct PostgresJobStore: Sendable {
     public var now: Date { clock.bind ?? Date() }
 
     /// Claims up to `limit` due jobs of `queue` for `worker`, holding each for `lease`. Kinds in `limits`
-    /// (kind → most running across the cluster) start only while fewer than that many run.
+    /// start only within their cluster-wide concurrency and per-key rate limits; jobs whose limit key is
+    /// paused wait.
     public func claim(
-        queue: String, limit: Int, worker: String, lease: Duration, limits: [String: Int] = [:]
+        queue: String, limit: Int, worker: String, lease: Duration, limits: [String: KindLimit] = [:]
     ) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
         guard !limits.isEmpty else {
@@ -74,7 +75,7 @@ public struct PostgresJobStore: Sendable {
             return try await perform { try await JobClaimBatch.decode(client.query(query, logger: logger)) }
         }
         // Kinds with cluster-wide limits: the locks, then the claim, in one transaction (see limitedQuery).
-        let sorted = limits.sorted { $0.key < $1.key }.map { (kind: $0.key, concurrency: $0.value) }
+        let sorted = limits.sorted { $0.key < $1.key }.map { (kind: $0.key, limit: $0.value) }
         let lock = JobClaimBatch.lockQuery(kinds: sorted.map(\.kind))
         let query = JobClaimBatch.limitedQuery(queue: queue, limit: limit, worker: worker, lease: lease, limits: sorted, now: clock.bind)
         return try await perform {

@@ -15,8 +15,11 @@ extension Dashboard {
         Self.json("[" + (try await store.queueSummaries()).map(\.json).joined(separator: ",") + "]")
     }
 
+    /// `{"kinds": [...], "paused_keys": [...]}`, as `conveyor limits --json` prints them.
     func apiLimits() async throws -> HTTPResponse {
-        Self.json("[" + (try await store.concurrencyLimits()).map(\.json).joined(separator: ",") + "]")
+        let limits = try await store.kindLimits(), pauses = try await store.keyPauses(), now = try await store.now()
+        let kinds = limits.map(\.json).joined(separator: ","), keys = pauses.map { $0.json(now: now) }.joined(separator: ",")
+        return Self.json(#"{"kinds":[\#(kinds)],"paused_keys":[\#(keys)]}"#)
     }
 
     func apiJobs(_ query: [String: String]) async throws -> HTTPResponse {

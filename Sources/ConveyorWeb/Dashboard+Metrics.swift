@@ -10,10 +10,12 @@ extension Dashboard {
     /// - `conveyor_queue_jobs{queue,state}`: jobs per queue and state;
     /// - `conveyor_queue_oldest_wait_seconds{queue}`: how long the oldest due `available` job has waited;
     /// - `conveyor_kind_concurrency_limit{kind}` and `conveyor_kind_running{kind}`: each limited kind's
-    ///   cluster-wide limit and its running jobs.
+    ///   cluster-wide limit and its running jobs;
+    /// - `conveyor_paused_keys`: limit keys paused now (throttled by an upstream, or by an operator).
     func metrics() async throws -> HTTPResponse {
         let statistics = try await store.queueStatistics()
-        let limits = try await store.concurrencyLimits()
+        let limits = try await store.kindLimits()
+        let pauses = try await store.keyPauses()
         var text = configuration.registry.emitToString()
         text += "# TYPE conveyor_queue_jobs gauge\n"
         for row in statistics {
@@ -26,9 +28,13 @@ extension Dashboard {
             text += "conveyor_queue_oldest_wait_seconds{queue=\"\(Self.label(queue))\"} \(seconds)\n"
         }
         text += "# TYPE conveyor_kind_concurrency_limit gauge\n"
-        for limit in limits { text += "conveyor_kind_concurrency_limit{kind=\"\(Self.label(limit.kind))\"} \(limit.concurrency)\n" }
+        for limit in limits {
+            guard let concurrency = limit.concurrency else { continue }
+            text += "conveyor_kind_concurrency_limit{kind=\"\(Self.label(limit.kind))\"} \(concurrency)\n"
+        }
         text += "# TYPE conveyor_kind_running gauge\n"
         for limit in limits { text += "conveyor_kind_running{kind=\"\(Self.label(limit.kind))\"} \(limit.running)\n" }
+        text += "# TYPE conveyor_paused_keys gauge\nconveyor_paused_keys \(pauses.count)\n"
         return HTTPResponse(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: Array(text.utf8))
     }
 

@@ -30,15 +30,27 @@ extension Dashboard {
             return ["<a href=\"\(HTML.href("/jobs", [("queue", queue)]))\">\(HTML.escape(queue))</a>"] + counts + [HTML.escape(oldest), pause]
         }
         var body = queues.isEmpty ? "<p>No jobs yet.</p>" : HTML.table(["Queue"] + JobState.allCases.map(\.rawValue) + ["Oldest wait", ""], rows)
-        let limits = try await store.concurrencyLimits()
+        let limits = try await store.kindLimits()
         if !limits.isEmpty {
             let limitRows = limits.map { limit in
                 [
                     "<a href=\"\(HTML.href("/jobs", [("kind", limit.kind), ("state", JobState.running.rawValue)]))\">\(HTML.escape(limit.kind))</a>",
-                    "\(limit.running) of \(limit.concurrency)", HTML.escape(limit.declaredBy), HTML.escape(RFC3339.format(limit.declaredAt)),
+                    limit.concurrency.map { "\(limit.running) of \($0)" } ?? "\(limit.running)", HTML.escape(limit.rateText),
+                    HTML.escape(limit.declaredBy), HTML.escape(RFC3339.format(limit.declaredAt)),
                 ]
             }
-            body += "<h2>Concurrency limits (cluster-wide)</h2>" + HTML.table(["Kind", "Running", "Declared by", "At"], limitRows)
+            body += "<h2>Kind limits (cluster-wide)</h2>" + HTML.table(["Kind", "Running", "Rate", "Declared by", "At"], limitRows)
+        }
+        let pauses = try await store.keyPauses()
+        if !pauses.isEmpty {
+            let now = try await store.now()
+            let pauseRows = pauses.map { pause in
+                [
+                    HTML.escape(pause.key), HTML.escape(Duration.seconds(max(0, pause.until.timeIntervalSince(now))).readable),
+                    String(pause.waiting), HTML.escape(pause.pausedBy), HTML.escape(pause.reason),
+                ]
+            }
+            body += "<h2>Paused limit keys</h2>" + HTML.table(["Key", "Left", "Waiting", "By", "Reason"], pauseRows)
         }
         return .html(HTML.page("Queues", body, flash: flash.flatMap { Self.outcomes[$0] }))
     }
@@ -85,7 +97,7 @@ extension Dashboard {
             ("Run at", HTML.time(job.runAt)), ("Inserted", HTML.time(job.insertedAt)), ("Enqueued (producer)", HTML.time(job.enqueuedAt)),
             ("Last attempt", HTML.time(job.attemptedAt)), ("Finished", HTML.time(job.finishedAt)),
             ("Worker", HTML.escape(job.lockedBy ?? "–")), ("Lease until", HTML.time(job.leaseExpiresAt)),
-            ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
+            ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Limit key", HTML.escape(job.limitKey ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
             ("Progress", job.progress.map { "\(Int(($0.fraction * 100).rounded())) % \(HTML.escape($0.note)) (\(HTML.time(job.progressAt)))" } ?? "–"),
             ("Cancelled", job.cancelReason.map { "\(HTML.escape($0)) (by \(HTML.escape(job.cancelledBy ?? "?")))" } ?? "–"),
         ]

@@ -24,8 +24,9 @@ public final class DirectStarts: JobStarter {
 
     public let workerID: String
     public let lease: Duration
-    /// Kinds that never start directly (their start is counted cluster-wide by the claim): inserted
-    /// `available` like jobs for other queues.
+    /// Kinds that never start directly (their starts are counted cluster-wide by the claim): inserted
+    /// `available` like jobs for other queues. Jobs with a limit key never start directly either: the
+    /// claim checks the key's pause.
     let claimOnly: Set<String>
     let queues: [String: (slots: QueueSlots, inbox: ProducerInbox)]
 
@@ -102,7 +103,7 @@ public final class DirectStarts: JobStarter {
     public func reserve(_ jobs: [NewJob], now: Date, ingester: String) -> StartReservation {
         defer { cancelPlan(ingester: ingester) }
         var candidates: [String: [(priority: Int, runAt: Date, row: Int)]] = [:]
-        for (row, job) in jobs.enumerated() where queues[job.queue] != nil && !claimOnly.contains(job.kind) {
+        for (row, job) in jobs.enumerated() where queues[job.queue] != nil && job.limitKey == nil && !claimOnly.contains(job.kind) {
             let runAt = job.runAt ?? now
             guard runAt <= now else { continue }
             candidates[job.queue, default: []].append((job.priority, runAt, row))

@@ -87,8 +87,12 @@ struct JobExecutor: Sendable {
             logger.warning("job stopped: its lease was lost (rescued, or not renewed in time)")
             result = .interrupted
         }
-        let resolution = JobResolution.resolve(
+        var resolution = JobResolution.resolve(
             result, attempt: job.attempt, maxAttempts: job.maxAttempts, policy: entry.options.retry, random: random)
+        if case .throttle("", let until, let reason) = resolution, let key = job.limitKey {
+            // No key named: the job's own.
+            resolution = .throttle(key: key, until: until, reason: reason)
+        }
         let elapsed = ContinuousClock.now - started
         metrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: elapsed)
         log(resolution, elapsed: elapsed, logger: logger)
@@ -115,6 +119,10 @@ struct JobExecutor: Sendable {
             logger.info("job cancelled by its handler", metadata: ["reason": "\(reason)"])
         case .release:
             logger.notice("job interrupted by shutdown, returned to its queue")
+        case .throttle(let key, let until, let reason):
+            logger.notice(
+                "job throttled: its key is paused, the attempt not spent",
+                metadata: ["limit_key": "\(key)", "until": "\(RFC3339.format(until))", "reason": "\(reason)"])
         }
     }
 }

@@ -24,8 +24,8 @@ struct QueueProducer: Sendable {
     let executor: JobExecutor
     let completer: JobCompleter
     let settings: Worker.Configuration
-    /// Kinds with cluster-wide concurrency limits (kind → most running); claimed under their locks.
-    let limits: [String: Int]
+    /// Kinds with cluster-wide limits; claimed under their locks.
+    let limits: [String: KindLimit]
     let slots: QueueSlots
     let starts: DirectStarts
     let metrics: WorkerMetrics

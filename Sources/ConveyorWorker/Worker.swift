@@ -80,8 +80,8 @@ public struct Worker: Service {
     let inboxes: [String: ProducerInbox]
     let running: [String: RunningJobs]
     let slots: [String: QueueSlots]
-    /// The cluster-wide concurrency limits in force: the kinds' declarations with the overrides applied.
-    public let concurrencyLimits: [String: Int]
+    /// The cluster-wide limits in force: the kinds' declarations with the overrides applied.
+    public let limits: [String: KindLimit]
 
     /// Hands ingesters of this process the slots they may fill with jobs inserted already claimed
     /// (pass it to `EnvelopeIngester`); see ``DirectStarts``.
@@ -120,15 +120,21 @@ public struct Worker: Service {
         self.inboxes = inboxes
         self.running = running
         self.slots = slots
-        let limits = configuration.limits.concurrency(appliedTo: registry.concurrencyLimits)
-        concurrencyLimits = limits
+        let limits = configuration.limits.applied(to: registry.limits)
+        self.limits = limits
         directStarts = DirectStarts(
             workerID: configuration.workerID, lease: configuration.lease,
-            // A limited kind starts only through the claim, which counts its running jobs cluster-wide.
+            // A limited kind starts only through the claim, which counts its starts cluster-wide.
             claimOnly: Set(limits.keys),
             queues: inboxes.reduce(into: [:]) { result, entry in
                 if let queueSlots = slots[entry.key] { result[entry.key] = (slots: queueSlots, inbox: entry.value) }
             })
+    }
+
+    /// `3`, `30/60s`, or `3+30/60s`: a limit as the start-up log line shows it.
+    static func describe(_ limit: KindLimit) -> String {
+        let rate = limit.rate.map { "\($0.starts)/\($0.window.seconds)s" }
+        return [limit.concurrency.map(String.init), rate].compactMap { $0 }.joined(separator: "+")
     }
 
     /// `hostname-pid-xxxx`: unique per process, readable in `locked_by`.
@@ -150,13 +156,13 @@ public struct Worker: Service {
         let progress = ProgressBuffer()
         let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger, progress: progress)
         var started: Logger.Metadata = ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"]
-        if !concurrencyLimits.isEmpty {
-            started["limits"] = "\(concurrencyLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
+        if !limits.isEmpty {
+            started["limits"] = "\(limits.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.describe($0.value))" }.joined(separator: ","))"
         }
         logger.info("worker started", metadata: started)
         do {
-            let unlimited = registry.kinds.filter { concurrencyLimits[$0] == nil }
-            try await store.declareConcurrencyLimits(concurrencyLimits, unlimited: unlimited, by: configuration.workerID)
+            let unlimited = registry.kinds.filter { limits[$0] == nil }
+            try await store.declareLimits(limits, unlimited: unlimited, by: configuration.workerID)
         } catch {
             // Only what `conveyor limits` shows: every claim carries the limits it enforces.
             logger.warning("recording this worker's concurrency limits failed", metadata: ["error": "\(error)"])
@@ -189,7 +195,7 @@ public struct Worker: Service {
                             guard let inbox = inboxes[queue.name], let jobs = running[queue.name], let slots = slots[queue.name] else { continue }
                             let producer = QueueProducer(
                                 queue: queue, store: store, executor: executor, completer: completer,
-                                settings: configuration, limits: concurrencyLimits, slots: slots, starts: directStarts, metrics: metrics, logger: logger)
+                                settings: configuration, limits: limits, slots: slots, starts: directStarts, metrics: metrics, logger: logger)
                             producers.addTask { await producer.run(stop: stop, inbox: inbox, running: jobs) }
                         }
                     }

@@ -88,6 +88,7 @@ extension JobResolution {
         case .snooze: "snoozed"
         case .cancel: "cancelled"
         case .release: "released"
+        case .throttle: "throttled"
         }
     }
 }

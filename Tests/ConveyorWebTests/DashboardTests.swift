@@ -150,20 +150,26 @@ struct DashboardTests {
         }
     }
 
-    @Test("declared concurrency limits show on the queues page, in /api/limits and /metrics, with each kind's running count")
+    @Test("declared kind limits and paused keys show on the queues page, in /api/limits and /metrics, with each kind's running count")
     func concurrencyLimits() async throws {
         try await Self.withDashboard { port, store, _ in
-            try await store.declareConcurrencyLimits(["video.render": 4, "other": 2], unlimited: [], by: "w1")
-            try await store.declareConcurrencyLimits([:], unlimited: ["other"], by: "w2")
+            try await store.declareLimits(
+                ["video.render": KindLimit(concurrency: 4), "other": KindLimit(concurrency: 2),
+                 "meta.ads": KindLimit(rate: RateLimit(starts: 30, per: .seconds(60)))], unlimited: [], by: "w1")
+            try await store.declareLimits([:], unlimited: ["other"], by: "w2")
+            try await store.pause(key: "meta:act_<1>", until: Date().addingTimeInterval(600), reason: "code 17", by: "op")
             _ = try await store.insert([NewJob(kind: "video.render"), NewJob(kind: "video.render")])
-            _ = try await store.claim(queue: "default", limit: 1, worker: "w1", lease: .seconds(30), limits: ["video.render": 4])
+            _ = try await store.claim(queue: "default", limit: 1, worker: "w1", lease: .seconds(30), limits: ["video.render": KindLimit(concurrency: 4)])
             let page = try await TestHTTPClient.send(.GET, port: port, path: "/")
-            #expect(page.body.contains("Concurrency limits") && page.body.contains("1 of 4") && !page.body.contains(">other<"))
+            #expect(page.body.contains("Kind limits") && page.body.contains("1 of 4") && !page.body.contains(">other<"))
+            #expect(page.body.contains("30 per 1m per key") && page.body.contains("meta:act_&lt;1&gt;") && page.body.contains("code 17"), "\(page.body)")
             let api = try await TestHTTPClient.send(.GET, port: port, path: "/api/limits")
             #expect(api.body.contains(#""concurrency":4"#) && api.body.contains(#""running":1"#) && api.body.contains(#""declared_by":"w1""#))
+            #expect(api.body.contains(#""per_seconds":60"#) && api.body.contains(#""key":"meta:act_<1>""#), "\(api.body)")
             let metrics = try await TestHTTPClient.send(.GET, port: port, path: "/metrics")
             #expect(metrics.body.contains(#"conveyor_kind_concurrency_limit{kind="video.render"} 4"#))
             #expect(metrics.body.contains(#"conveyor_kind_running{kind="video.render"} 1"#))
+            #expect(metrics.body.contains("conveyor_paused_keys 1"))
         }
     }
 
