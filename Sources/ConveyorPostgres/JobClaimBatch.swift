@@ -50,8 +50,14 @@ enum JobClaimBatch {
     /// two claims would count the same free room). Jobs whose lease expired still count as running
     /// until they are rescued, and finishing only lowers the count, so the limit is never exceeded.
     ///
-    /// A rate-limited kind's candidates are read `limit × 4` at a time, keys already spent for the
-    /// window skipped; a burst on one key cannot hide the other keys' jobs behind it for long.
+    /// Its clock is `statement_timestamp()`, not the transaction's `now()`: the transaction may have
+    /// waited for the lock, and a start stamped before the finish it waited for would look like one
+    /// job too many in `attempted_at` (and be counted in a window already closed).
+    ///
+    /// A rate-limited kind's candidates are read `limit × 4` at a time (at most 1,000), keys already
+    /// spent for the window skipped, so a burst on one key does not hide the other keys' jobs behind
+    /// it. When every key is spent the claim reads past all of the kind's due jobs, once per poll: keep a
+    /// heavily rate-limited kind in a queue of its own.
     static func limitedQuery(
         queue: String, limit: Int, worker: String, lease: Duration, limits: [(kind: String, limit: KindLimit)], now: Date?
     ) -> PostgresQuery {
@@ -62,7 +68,7 @@ enum JobClaimBatch {
         return """
             WITH lim AS (
                 SELECT l.kind, l.cap, l.rate, l.per,
-                       CASE WHEN l.per > 0 THEN to_timestamp(floor(extract(epoch FROM coalesce(\(now)::timestamptz, now())) / l.per) * l.per) END
+                       CASE WHEN l.per > 0 THEN to_timestamp(floor(extract(epoch FROM coalesce(\(now)::timestamptz, statement_timestamp())) / l.per) * l.per) END
                            AS window_start
                 FROM unnest(\(kinds)::text[], \(caps)::int8[], \(rates)::int8[], \(windows)::float8[]) AS l(kind, cap, rate, per)
             ), room AS (
@@ -75,10 +81,10 @@ enum JobClaimBatch {
                 SELECT id, priority, run_at, seq FROM conveyor_jobs
                 WHERE state = \(unescaped: JobState.available.sql)
                   AND queue = \(queue)
-                  AND run_at <= coalesce(\(now)::timestamptz, now())
+                  AND run_at <= coalesce(\(now)::timestamptz, statement_timestamp())
                   AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = \(queue))
                   AND (limit_key IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, now())))
+                      SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, statement_timestamp())))
                   AND kind <> ALL(\(kinds)::text[])
                 ORDER BY priority, run_at, seq
                 LIMIT \(limit)
@@ -88,17 +94,16 @@ enum JobClaimBatch {
                     SELECT id, priority, run_at, seq, limit_key FROM conveyor_jobs
                     WHERE state = \(unescaped: JobState.available.sql)
                       AND queue = \(queue)
-                      AND run_at <= coalesce(\(now)::timestamptz, now())
+                      AND run_at <= coalesce(\(now)::timestamptz, statement_timestamp())
                       AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = \(queue))
                       AND (limit_key IS NULL OR NOT EXISTS (
-                          SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, now())))
+                          SELECT 1 FROM conveyor_key_pauses k WHERE k.key = limit_key AND k.until > coalesce(\(now)::timestamptz, statement_timestamp())))
                       AND kind = room.kind
                       AND (room.rate = 0 OR limit_key IS NULL OR NOT EXISTS (
                           SELECT 1 FROM conveyor_key_starts s
                           WHERE s.kind = room.kind AND s.key = limit_key AND s.window_start = room.window_start AND s.starts >= room.rate))
                     ORDER BY priority, run_at, seq
-                    LIMIT CASE WHEN room.rate > 0 THEN room.room * 4 ELSE room.room END
-                    FOR UPDATE SKIP LOCKED) c
+                    LIMIT CASE WHEN room.rate > 0 THEN least(room.room * 4, 1000) ELSE room.room END) c
             ), ranked AS (
                 SELECT c.*, row_number() OVER (PARTITION BY c.kind, c.limit_key ORDER BY c.priority, c.run_at, c.seq) AS n
                 FROM candidates c
@@ -120,10 +125,14 @@ enum JobClaimBatch {
                 UPDATE conveyor_jobs AS j
                 SET state = \(unescaped: JobState.running.sql),
                     attempt = j.attempt + 1,
-                    attempted_at = coalesce(\(now)::timestamptz, now()),
+                    attempted_at = coalesce(\(now)::timestamptz, statement_timestamp()),
                     locked_by = \(worker),
-                    lease_expires_at = coalesce(\(now)::timestamptz, now()) + make_interval(secs => \(lease.seconds))
+                    lease_expires_at = coalesce(\(now)::timestamptz, statement_timestamp()) + make_interval(secs => \(lease.seconds))
                 WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+                  -- Limited kinds' candidates are read without row locks (the kind's lock serializes their
+                  -- claims; locking every candidate wrote thousands of row locks per claim): a job that
+                  -- changed meanwhile (cancelled, claimed by a worker without the limit) is skipped here.
+                  AND j.state = \(unescaped: JobState.available.sql)
                 RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_attempts, j.priority,
                           greatest(0, extract(epoch FROM j.attempted_at - j.run_at))::float8 AS waited, j.limit_key
             ), counted AS (

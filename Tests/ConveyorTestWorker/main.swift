@@ -14,15 +14,21 @@ struct AbortJob: JobHandler {
     }
 }
 
-/// `test.throttle`: `{"until": <Unix seconds>}`. Before that time it throws `throttled` (an upstream said
-/// "wait until then" for the job's limit key); from then on it completes.
+/// `test.throttle`: `{"marker": "/path", "pause_seconds": S}`. The first run (no file at `marker` yet)
+/// creates the file and throws `throttled` for S seconds, as an upstream saying "too many calls for this
+/// account, wait" would; a later run completes. The file is shared by every worker of the machine.
 struct ThrottleJob: JobHandler {
-    struct Args: Decodable, Sendable { var until: Double }
+    struct Args: Decodable, Sendable {
+        var marker: String
+        var pause_seconds: Double
+    }
     static let kind = "test.throttle"
 
     func run(_ args: Args, context: JobContext) async throws -> JobOutcome {
-        let until = Date(timeIntervalSince1970: args.until)
-        guard Date() >= until else { throw JobFailure.throttled(key: nil, until: until, "upstream: too many calls, wait") }
+        if !FileManager.default.fileExists(atPath: args.marker) {
+            _ = FileManager.default.createFile(atPath: args.marker, contents: nil)
+            throw JobFailure.throttled(key: nil, until: Date().addingTimeInterval(args.pause_seconds), "upstream: too many calls, wait")
+        }
         return .completed
     }
 }
