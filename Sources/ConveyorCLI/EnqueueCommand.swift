@@ -49,6 +49,9 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(name: .customLong("unique-key"), help: "Drop this job while an unfinished job has the same key.")
     var uniqueKey: String?
 
+    @Option(name: .customLong("limit-key"), help: "The throttled key it counts against (e.g. meta:act_123): paused keys and per-key rates hold it.")
+    var limitKey: String?
+
     @Option(name: .customLong("tag"), help: "A label (repeatable).")
     var tags: [String] = []
 
@@ -89,7 +92,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         guard let kind else {
             throw CommandError.configuration(setting: "KIND", reason: "give a job kind, or --stdin to read envelopes")
         }
-        var job = NewJob(kind: kind, args: args, queue: queue, priority: priority, maxAttempts: maxAttempts, uniqueKey: uniqueKey, tags: tags)
+        var job = NewJob(kind: kind, args: args, queue: queue, priority: priority, maxAttempts: maxAttempts, uniqueKey: uniqueKey, tags: tags, limitKey: limitKey)
         if let runAt {
             guard let date = RFC3339.parse(runAt) else {
                 throw CommandError.configuration(setting: "--run-at", reason: "\(runAt.debugDescription) is not an RFC 3339 time")
