@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // SHA-256 of quarantined envelopes; already built for PostgresNIO, so it adds no build time.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure types: job record, state machine, retry policy, handler protocols. No I/O.
@@ -112,6 +113,21 @@ let package = Package(
             dependencies: ["ConveyorCore"],
             swiftSettings: strict
         ),
+        // Outcome callbacks: `conveyor.callback` delivers a finished job's outcome to its producer's URL
+        // (signed, allowlisted, no redirects) or Redis list.
+        .target(
+            name: "ConveyorCallbacks",
+            dependencies: [
+                "ConveyorCore",
+                "ConveyorRedis",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // The dashboard and the HTTP server behind it and the processes' /metrics.
         .target(
             name: "ConveyorWeb",
@@ -136,6 +152,7 @@ let package = Package(
                 "ConveyorWorker",
                 "ConveyorMaintenance",
                 "ConveyorBuiltinKinds",
+                "ConveyorCallbacks",
                 "ConveyorRedis",
                 "ConveyorIngress",
                 "Conveyor",
@@ -209,7 +226,13 @@ let package = Package(
         ),
         .testTarget(name: "ConveyorRedisTests", dependencies: ["ConveyorRedis", "ConveyorTestSupport"]),
         .testTarget(name: "ConveyorBuiltinKindsTests", dependencies: ["ConveyorBuiltinKinds"]),
-        .testTarget(name: "ConveyorCLITests", dependencies: ["ConveyorCLI", "ConveyorTestSupport", "conveyor-test-worker", "custom-conveyor"]),
+        .testTarget(
+            name: "ConveyorCLITests",
+            dependencies: [
+                "ConveyorCLI", "ConveyorTestSupport", "ConveyorWeb", "ConveyorCallbacks", "conveyor-test-worker", "custom-conveyor",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "ConveyorWebTests",
             dependencies: [

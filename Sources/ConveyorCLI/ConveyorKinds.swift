@@ -1,5 +1,8 @@
 import ConveyorBuiltinKinds
+import ConveyorCallbacks
 import ConveyorCore
+import ConveyorRedis
+import Foundation
 
 /// The job kinds this binary ships, registered once for the worker and the enqueue defaults, and the
 /// schedules they declare.
@@ -13,8 +16,26 @@ enum ConveyorKinds {
     static func registry() -> HandlerRegistry {
         var registry = HandlerRegistry()
         registry.registerBuiltinKinds()
+        // A malformed setting stops `conveyor worker` at start (callbackSettings()); other commands only
+        // need the kind to exist.
+        registry.register(CallbackJob(settings: (try? callbackSettings()) ?? CallbackSettings()))
         extra(&registry)
         return registry
+    }
+
+    /// Outcome callbacks' settings from the environment: `CONVEYOR_CALLBACK_SECRET`,
+    /// `CONVEYOR_CALLBACK_HOSTS`, and `REDIS_URL` for `reply_to`.
+    static func callbackSettings() throws -> CallbackSettings {
+        let environment = ProcessInfo.processInfo.environment
+        var settings = CallbackSettings()
+        settings.secret = environment["CONVEYOR_CALLBACK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            settings.hosts = try CallbackSettings.parseHosts(environment["CONVEYOR_CALLBACK_HOSTS"] ?? "")
+        } catch {
+            throw CommandError.configuration(setting: error.setting, reason: error.reason)
+        }
+        if let url = environment["REDIS_URL"], !url.isEmpty { settings.redis = try? RedisConfiguration(url: url) }
+        return settings
     }
 
     /// The schedules declared in code (overridable with `CONVEYOR_SCHEDULES`). The platform's kinds add

@@ -31,6 +31,8 @@ enum JobOutput {
         if let worker = job.lockedBy { lines.append("locked by:    \(escape(worker))") }
         if let key = job.uniqueKey { lines.append("unique key:   \(escape(key))") }
         if let key = job.limitKey { lines.append("limit key:    \(escape(key))") }
+        if let url = job.callbackURL { lines.append("callback:     \(escape(url))") }
+        if let list = job.replyTo { lines.append("reply to:     \(escape(list))") }
         if !job.tags.isEmpty { lines.append("tags:         \(escape(job.tags.joined(separator: ", ")))") }
         if let reason = job.cancelReason { lines.append("cancelled:    \(escape(reason))") }
         if let by = job.cancelledBy { lines.append("cancelled by: \(escape(by))") }

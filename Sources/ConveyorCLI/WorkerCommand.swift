@@ -70,6 +70,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try workerConfiguration()
+        _ = try ConveyorKinds.callbackSettings()
         _ = try metrics.address()
         let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)

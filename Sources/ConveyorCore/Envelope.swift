@@ -107,6 +107,8 @@ public enum Envelope {
         if let maxAttempts = try optionalInteger(fields, "max_attempts") { job.maxAttempts = maxAttempts }
         job.uniqueKey = try optionalString(fields, "unique_key")
         job.limitKey = try optionalString(fields, "limit_key")
+        job.callbackURL = try optionalString(fields, "callback_url")
+        job.replyTo = try optionalString(fields, "reply_to")
         job.enqueuedAt = try optionalTime(fields, "enqueued_at")
         switch fields["tags"] {
         case nil, .null?:
@@ -177,6 +179,8 @@ public enum Envelope {
         if let maxAttempts = job.maxAttempts { object["max_attempts"] = .integer(Int64(maxAttempts)) }
         if let uniqueKey = job.uniqueKey { object["unique_key"] = .string(uniqueKey) }
         if let limitKey = job.limitKey { object["limit_key"] = .string(limitKey) }
+        if let callbackURL = job.callbackURL { object["callback_url"] = .string(callbackURL) }
+        if let replyTo = job.replyTo { object["reply_to"] = .string(replyTo) }
         if !job.tags.isEmpty { object["tags"] = .array(job.tags.map(JSONValue.string)) }
         object["enqueued_at"] = .string(RFC3339.formatPrecise(job.enqueuedAt ?? Date()))
         return try JSONEncoder().encode(JSONValue.object(object))

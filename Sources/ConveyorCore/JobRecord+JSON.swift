@@ -20,6 +20,8 @@ extension JobRecord {
         if let value = lockedBy { object["locked_by"] = value }
         if let value = uniqueKey { object["unique_key"] = value }
         if let value = limitKey { object["limit_key"] = value }
+        if let value = callbackURL { object["callback_url"] = value }
+        if let value = replyTo { object["reply_to"] = value }
         if let value = cancelReason { object["cancel_reason"] = value }
         if let value = cancelledBy { object["cancelled_by"] = value }
         if let value = progress {

@@ -54,6 +54,9 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
     public var progressAt: Date?
     /// The throttled key it counts against (``NewJob/limitKey``), if any.
     public var limitKey: String?
+    /// Where its outcome is delivered when it ends (``NewJob/callbackURL``, ``NewJob/replyTo``), if anywhere.
+    public var callbackURL: String?
+    public var replyTo: String?
 
     /// Creates a record (used by the store when decoding rows).
     public init(
@@ -62,9 +65,12 @@ public struct JobRecord: Sendable, Equatable, Identifiable {
         errors: [JobAttemptError], insertedAt: Date, enqueuedAt: Date?, attemptedAt: Date?,
         finishedAt: Date?, lockedBy: String?, cancelReason: String?, cancelledBy: String? = nil,
         cancelRequestedAt: Date? = nil, leaseExpiresAt: Date? = nil, result: String? = nil,
-        progress: JobProgress? = nil, progressAt: Date? = nil, limitKey: String? = nil
+        progress: JobProgress? = nil, progressAt: Date? = nil, limitKey: String? = nil,
+        callbackURL: String? = nil, replyTo: String? = nil
     ) {
         self.limitKey = limitKey
+        self.callbackURL = callbackURL
+        self.replyTo = replyTo
         self.result = result
         self.progress = progress
         self.progressAt = progressAt

@@ -27,6 +27,11 @@ public struct NewJob: Sendable, Equatable {
     /// ``JobFailure/throttled(key:until:_:)``) no job with it starts, and a kind's rate limit counts starts
     /// per key. At most 255 characters, like ``uniqueKey``.
     public var limitKey: String?
+    /// Where to POST the outcome when the job ends (completed, dead, cancelled): an http(s) URL whose
+    /// host a worker's `CONVEYOR_CALLBACK_HOSTS` allows. At most 2048 characters.
+    public var callbackURL: String?
+    /// A Redis list to push the outcome onto when the job ends. At most 255 characters.
+    public var replyTo: String?
     /// Free labels for search.
     public var tags: [String]
     /// The producer's clock, for latency metrics; years 1–9999.
@@ -42,8 +47,11 @@ public struct NewJob: Sendable, Equatable {
     public init(
         kind: String, args: String = "{}", queue: String = "default", priority: Int = 5,
         runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil,
-        tags: [String] = [], id: UUID = UUID(), enqueuedAt: Date? = nil, limitKey: String? = nil
+        tags: [String] = [], id: UUID = UUID(), enqueuedAt: Date? = nil, limitKey: String? = nil,
+        callbackURL: String? = nil, replyTo: String? = nil
     ) {
+        self.callbackURL = callbackURL
+        self.replyTo = replyTo
         self.id = id
         self.kind = kind
         self.args = args
@@ -78,6 +86,10 @@ public struct NewJob: Sendable, Equatable {
         case uniqueKeyTooLong(Int)
         /// A `limit_key` that is empty or longer than 255 characters (its length).
         case limitKeyLength(Int)
+        /// A `callback_url` that is not an http(s) URL of at most 2048 characters (why).
+        case badCallbackURL(String)
+        /// A `reply_to` that is empty or longer than 255 characters (its length).
+        case replyToLength(Int)
         /// Args that parse, but not to an object (the JSON type they have).
         case argsNotAnObject(String)
         /// Args that are not JSON (where parsing stopped).
@@ -100,6 +112,8 @@ public struct NewJob: Sendable, Equatable {
             case .maxAttemptsOutOfRange(let value): "max_attempts \(value) must be between 1 and 1000"
             case .uniqueKeyTooLong(let count): "unique_key has \(count) characters, at most 255 allowed"
             case .limitKeyLength(let count): "limit_key has \(count) characters, 1 to 255 allowed"
+            case .badCallbackURL(let why): "callback_url \(why)"
+            case .replyToLength(let count): "reply_to has \(count) characters, 1 to 255 allowed"
             case .argsNotAnObject(let type): "args must be a JSON object, got \(type)"
             case .argsNotJSON(let reason): "args are not valid JSON: \(reason)"
             case .argsTooLarge(let bytes): "args is \(bytes) bytes, at most \(NewJob.maxArgsBytes) allowed"
@@ -124,6 +138,15 @@ public struct NewJob: Sendable, Equatable {
         if let uniqueKey, uniqueKey.utf8.contains(0) { throw .nulCharacter(field: "unique_key") }
         if let limitKey, !(1...255).contains(limitKey.unicodeScalars.count) { throw .limitKeyLength(limitKey.unicodeScalars.count) }
         if let limitKey, limitKey.utf8.contains(0) { throw .nulCharacter(field: "limit_key") }
+        if let callbackURL {
+            guard (1...2048).contains(callbackURL.unicodeScalars.count) else { throw .badCallbackURL("has \(callbackURL.unicodeScalars.count) characters, 1 to 2048 allowed") }
+            guard !callbackURL.utf8.contains(0) else { throw .nulCharacter(field: "callback_url") }
+            guard let url = URL(string: callbackURL), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                  url.host?.isEmpty == false
+            else { throw .badCallbackURL("must be an http or https URL with a host") }
+        }
+        if let replyTo, !(1...255).contains(replyTo.unicodeScalars.count) { throw .replyToLength(replyTo.unicodeScalars.count) }
+        if let replyTo, replyTo.utf8.contains(0) { throw .nulCharacter(field: "reply_to") }
         if tags.contains(where: { $0.utf8.contains(0) }) { throw .nulCharacter(field: "tags") }
         if let runAt, !RFC3339.isSupported(runAt) { throw .timeOutOfRange(field: "run_at") }
         if let enqueuedAt, !RFC3339.isSupported(enqueuedAt) { throw .timeOutOfRange(field: "enqueued_at") }

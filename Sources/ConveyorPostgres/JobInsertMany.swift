@@ -27,7 +27,7 @@ enum JobInsertMany {
         var startQueues: Set<String> = []
         var ids: [UUID] = [], queues: [String] = [], kinds: [String] = [], args: [String] = []
         var priorities: [Int] = [], attempts: [Int] = [], runAts: [Date] = [], hasRunAt: [Bool] = []
-        var uniqueKeys: [String] = [], limitKeys: [String] = [], tags: [String] = [], enqueuedAts: [Date] = [], hasEnqueuedAt: [Bool] = []
+        var uniqueKeys: [String] = [], limitKeys: [String] = [], callbackURLs: [String] = [], replyTos: [String] = [], tags: [String] = [], enqueuedAts: [Date] = [], hasEnqueuedAt: [Bool] = []
         for job in jobs {
             ids.append(job.id)
             queues.append(job.queue)
@@ -39,6 +39,8 @@ enum JobInsertMany {
             hasRunAt.append(job.runAt != nil)
             uniqueKeys.append(job.uniqueKey ?? "")
             limitKeys.append(job.limitKey ?? "")
+            callbackURLs.append(job.callbackURL ?? "")
+            replyTos.append(job.replyTo ?? "")
             // Most jobs have no tags: skip the encoder for them (it showed in profiles of the ingest path).
             if job.tags.isEmpty {
                 tags.append("[]")
@@ -71,12 +73,14 @@ enum JobInsertMany {
                   AND NOT EXISTS (SELECT 1 FROM conveyor_queue_pauses p WHERE p.queue = q)
             ), inserted AS (
             INSERT INTO conveyor_jobs
-                (id, queue, kind, args, priority, max_attempts, run_at, unique_key, limit_key, tags, inserted_at, enqueued_at,
+                (id, queue, kind, args, priority, max_attempts, run_at, unique_key, limit_key, callback_url, reply_to, tags, inserted_at, enqueued_at,
                  state, attempt, attempted_at, locked_by, lease_expires_at)
             SELECT r.id, r.queue, r.kind, r.args::jsonb, r.priority, r.max_attempts,
                    CASE WHEN r.has_run_at THEN r.run_at ELSE coalesce(\(now)::timestamptz, now()) END,
                    NULLIF(r.unique_key, ''),
                    NULLIF(r.limit_key, ''),
+                   NULLIF(r.callback_url, ''),
+                   NULLIF(r.reply_to, ''),
                    ARRAY(SELECT jsonb_array_elements_text(r.tags::jsonb)),
                    coalesce(\(now)::timestamptz, now()),
                    CASE WHEN r.has_enqueued_at THEN r.enqueued_at END,
@@ -88,10 +92,10 @@ enum JobInsertMany {
             FROM UNNEST(\(ids)::uuid[], \(queues)::text[], \(kinds)::text[], \(args)::text[],
                         \(priorities)::int8[], \(attempts)::int8[], \(runAts)::timestamptz[], \(hasRunAt)::bool[],
                         \(uniqueKeys)::text[], \(tags)::text[], \(enqueuedAts)::timestamptz[], \(hasEnqueuedAt)::bool[],
-                        \(starts)::bool[], \(limitKeys)::text[])
+                        \(starts)::bool[], \(limitKeys)::text[], \(callbackURLs)::text[], \(replyTos)::text[])
                  WITH ORDINALITY
                  AS r(id, queue, kind, args, priority, max_attempts, run_at, has_run_at,
-                      unique_key, tags, enqueued_at, has_enqueued_at, direct, limit_key, ord)
+                      unique_key, tags, enqueued_at, has_enqueued_at, direct, limit_key, callback_url, reply_to, ord)
             CROSS JOIN startable
             CROSS JOIN LATERAL (
                 SELECT r.direct AND r.queue = ANY(startable.queues)

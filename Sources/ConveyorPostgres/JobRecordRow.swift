@@ -8,7 +8,7 @@ enum JobRecordRow {
         id, seq, state::text AS state, queue, kind, args::text AS args, priority, attempt, max_attempts, run_at,
         unique_key, tags, errors::text AS errors, inserted_at, enqueued_at, attempted_at, finished_at,
         locked_by, cancel_reason, cancelled_by, cancel_requested_at, lease_expires_at, result::text AS result,
-        progress::float8 AS progress, progress_note, progress_at, limit_key
+        progress::float8 AS progress, progress_note, progress_at, limit_key, callback_url, reply_to
         """
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [JobRecord] {
@@ -52,7 +52,9 @@ enum JobRecordRow {
                         JobProgress(fraction: $0, note: try r["progress_note"].decode(String?.self) ?? "")
                     },
                     progressAt: try r["progress_at"].decode(Date?.self),
-                    limitKey: try r["limit_key"].decode(String?.self)))
+                    limitKey: try r["limit_key"].decode(String?.self),
+                    callbackURL: try r["callback_url"].decode(String?.self),
+                    replyTo: try r["reply_to"].decode(String?.self)))
         }
         return records
     }

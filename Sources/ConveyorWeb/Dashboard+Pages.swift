@@ -97,7 +97,8 @@ extension Dashboard {
             ("Run at", HTML.time(job.runAt)), ("Inserted", HTML.time(job.insertedAt)), ("Enqueued (producer)", HTML.time(job.enqueuedAt)),
             ("Last attempt", HTML.time(job.attemptedAt)), ("Finished", HTML.time(job.finishedAt)),
             ("Worker", HTML.escape(job.lockedBy ?? "–")), ("Lease until", HTML.time(job.leaseExpiresAt)),
-            ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Limit key", HTML.escape(job.limitKey ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
+            ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Limit key", HTML.escape(job.limitKey ?? "–")),
+            ("Callback", HTML.escape(job.callbackURL ?? job.replyTo.map { "Redis list \($0)" } ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
             ("Progress", job.progress.map { "\(Int(($0.fraction * 100).rounded())) % \(HTML.escape($0.note)) (\(HTML.time(job.progressAt)))" } ?? "–"),
             ("Cancelled", job.cancelReason.map { "\(HTML.escape($0)) (by \(HTML.escape(job.cancelledBy ?? "?")))" } ?? "–"),
         ]
