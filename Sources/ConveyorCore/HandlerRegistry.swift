@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The handlers a worker knows, by kind, with their payload decoding erased.
 public struct HandlerRegistry: Sendable {
@@ -8,6 +8,17 @@ public struct HandlerRegistry: Sendable {
         public var options: JobKindOptions
         /// Decodes the args and runs the handler; decoding failures throw ``ArgumentsError``.
         public var run: @Sendable (_ args: String, _ context: JobContext) async throws -> JobOutcome
+        /// For a ``ChunkHandler``: its sizes, and the call that runs a chunk of jobs (id, attempt, args)
+        /// whose args decoded; each job that did not decode is in the second list with why.
+        public var chunk: ChunkOptions? = nil
+        public var runChunk: (@Sendable (_ jobs: [(id: UUID, attempt: Int, args: String)], _ context: ChunkContext) async throws
+            -> (results: [UUID: ChunkResult], undecodable: [UUID: String]))? = nil
+    }
+
+    /// A chunk handler's `.failed` for a job run alone.
+    struct ChunkJobFailure: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
     }
 
     /// The args of a job did not decode into its handler's payload type.
@@ -34,6 +45,39 @@ public struct HandlerRegistry: Sendable {
             }
             return try await handler.run(payload, context: context)
         }
+    }
+
+    /// Registers a chunk handler for its kind: the worker gathers its jobs into chunks. Run alone (as a
+    /// chunk of one) wherever a single job is run.
+    public mutating func register<H: ChunkHandler>(chunk handler: H) {
+        let runChunk: @Sendable ([(id: UUID, attempt: Int, args: String)], ChunkContext) async throws
+            -> (results: [UUID: ChunkResult], undecodable: [UUID: String]) = { jobs, context in
+            var items: [ChunkItem<H.Args>] = [], undecodable: [UUID: String] = [:]
+            for job in jobs {
+                do {
+                    items.append(ChunkItem(id: job.id, attempt: job.attempt, args: try JSONDecoder().decode(H.Args.self, from: Data(job.args.utf8))))
+                } catch {
+                    undecodable[job.id] = String(describing: error)
+                }
+            }
+            guard !items.isEmpty else { return ([:], undecodable) }
+            return (try await handler.run(items, context: context), undecodable)
+        }
+        var entry = Entry(options: handler.options) { args, context in
+            let (results, undecodable) = try await runChunk(
+                [(id: context.id, attempt: context.attempt, args: args)],
+                ChunkContext(kind: context.kind, queue: context.queue, logger: context.logger))
+            if let message = undecodable[context.id] { throw ArgumentsError(message: message) }
+            switch results[context.id] ?? .failed("no outcome: the chunk handler returned none for this job") {
+            case .outcome(let outcome): return outcome
+            case .failed(let message, let retryAfter?): throw JobFailure.retryAfter(retryAfter, message)
+            case .failed(let message, nil): throw ChunkJobFailure(message: message)
+            case .permanent(let message): throw JobFailure.permanent(message)
+            }
+        }
+        entry.chunk = handler.chunk
+        entry.runChunk = runChunk
+        entries[H.kind] = entry
     }
 
     /// The entry for `kind`, if one is registered.

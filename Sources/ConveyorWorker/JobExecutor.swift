@@ -1,5 +1,7 @@
 import ConveyorCore
+import Foundation
 import Logging
+import Synchronization
 
 /// Runs one attempt of a claimed job: decodes its args, runs its handler under the kind's timeout,
 /// honours a stop request, and resolves the attempt into the job's next state.
@@ -97,6 +99,87 @@ struct JobExecutor: Sendable {
         metrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: elapsed)
         log(resolution, elapsed: elapsed, logger: logger)
         return resolution
+    }
+
+    /// Runs a chunk of jobs of one chunk kind in one handler call, and returns each job's resolution,
+    /// in the order given; never throws. The chunk stops as a whole on its timeout, shutdown or a lost
+    /// lease (every job's stop leads to it: they started together); a job cancelled meanwhile ends
+    /// `cancelled` whatever the handler returns for it; a job the handler returns nothing for fails
+    /// with "no outcome" and is retried.
+    func executeChunk(_ jobs: [(job: ClaimedJob, stop: StopChannel)]) async -> [JobResolution] {
+        guard let first = jobs.first?.job, let entry = registry[first.kind], let runChunk = entry.runChunk else {
+            var results: [JobResolution] = []
+            for (job, stop) in jobs { results.append(await execute(job, stop: stop)) }
+            return results
+        }
+        let (kind, queue) = (first.kind, first.queue)
+        let base = self.logger.handler
+        let size = jobs.count
+        let logger = Logger(label: self.logger.label) { _ in
+            JobLogHandler(base: base) { ["kind": "\(kind)", "queue": "\(queue)", "chunk": "\(size)"] }
+        }
+        let chunkStop = StopChannel()
+        let cancelled = Mutex<[UUID: String]>([:])
+        for (job, stop) in jobs {
+            let id = job.id
+            stop.onStop { reason in
+                if case .cancelled(let why) = reason {
+                    cancelled.withLock { $0[id] = why }
+                } else {
+                    chunkStop.stop(reason)
+                }
+            }
+        }
+        let returned = Mutex<(results: [UUID: ChunkResult], undecodable: [UUID: String])?>(nil)
+        let context = ChunkContext(kind: kind, queue: queue, logger: logger)
+        let inputs = jobs.map { (id: $0.job.id, attempt: $0.job.attempt, args: $0.job.args) }
+        logger.debug("chunk started")
+        let started = ContinuousClock.now
+        let race = await Self.race(stop: chunkStop) {
+            do {
+                let result = try await runChunk(inputs, context)
+                returned.withLock { $0 = result }
+                return .outcome(.completed)
+            } catch {
+                return AttemptResult(error: error)
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        let answer = returned.withLock { $0 }
+        var resolutions: [JobResolution] = []
+        for (job, _) in jobs {
+            let result: AttemptResult
+            if let why = cancelled.withLock({ $0[job.id] }) {
+                result = .outcome(.cancel(reason: why))
+            } else {
+                switch race {
+                case .finished(let finished):
+                    if let answer {
+                        if let message = answer.undecodable[job.id] {
+                            result = .failed(message: "args do not decode: \(message)", kind: .badArgs)
+                        } else {
+                            result = answer.results[job.id]?.attemptResult
+                                ?? .failed(message: "no outcome: the chunk handler returned none for this job", kind: .error)
+                        }
+                    } else {
+                        result = finished
+                    }
+                case .stopped(.timeout(let limit)): result = .failed(message: "timed out after \(limit) (the chunk of \(size))", kind: .timeout)
+                case .stopped(.shutdown), .stopped(.leaseLost): result = .interrupted
+                case .stopped(.cancelled(let why)): result = .outcome(.cancel(reason: why))
+                }
+            }
+            var resolution = JobResolution.resolve(
+                result, attempt: job.attempt, maxAttempts: job.maxAttempts, policy: entry.options.retry, random: random)
+            if case .throttle("", let until, let reason) = resolution, let key = job.limitKey {
+                resolution = .throttle(key: key, until: until, reason: reason)
+            }
+            metrics.jobFinished(kind: job.kind, queue: job.queue, resolution: resolution, duration: elapsed)
+            resolutions.append(resolution)
+        }
+        metrics.chunkRan(kind: kind, size: size)
+        logger.debug("chunk finished", metadata: ["duration": "\(elapsed.readable)"])
+        return resolutions
     }
 
     private func log(_ resolution: JobResolution, elapsed: Duration, logger: Logger) {

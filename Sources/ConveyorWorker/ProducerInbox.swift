@@ -16,6 +16,8 @@ final class ProducerInbox: Sendable {
         case claimed(_ jobs: [ClaimedJob], requested: Int, sent: ContinuousClock.Instant, token: Int)
         /// A claim for `requested` slots failed.
         case claimFailed(requested: Int, error: String)
+        /// A chunk kind's partial chunk waited its linger: run it as it is.
+        case linger(kind: String)
         /// An ingester inserted `jobs` already claimed, with `reserved` slots set aside for them; the
         /// insert was sent at `sent`.
         case started(_ jobs: [ClaimedJob], reserved: Int, sent: ContinuousClock.Instant)

@@ -42,6 +42,10 @@ struct QueueProducer: Sendable {
         var timerPending = false
         var backoff = Duration.milliseconds(100)
         var graceArmed = false
+        /// Jobs of chunk kinds gathered for their next chunk (started: slot, lease and timeout run).
+        var chunks: [String: [(job: ClaimedJob, stop: StopChannel)]] = [:]
+        /// Chunk kinds whose partial chunk has a linger timer running.
+        var lingering: Set<String> = []
     }
 
     func run(stop: StopSignal, inbox: ProducerInbox, running: RunningJobs) async {
@@ -66,7 +70,20 @@ struct QueueProducer: Sendable {
                     }
                 }
                 var state = State()
-                /// Runs claimed (or directly started) jobs, each in a child task of `jobs`.
+                /// Runs a chunk of one chunk kind in one child task of `jobs`.
+                func launchChunk(_ chunk: [(job: ClaimedJob, stop: StopChannel)]) {
+                    guard !chunk.isEmpty else { return }
+                    jobs.addTask {
+                        let resolutions = await executor.executeChunk(chunk)
+                        for ((job, _), resolution) in zip(chunk, resolutions) {
+                            await completer.record(job, resolution)
+                            running.finish(job.id, attempt: job.attempt)
+                        }
+                        inbox.wake()
+                    }
+                }
+                /// Runs claimed (or directly started) jobs, each in a child task of `jobs`; jobs of chunk
+                /// kinds join their kind's next chunk, which runs when full or after its linger.
                 func launch(_ claimed: [ClaimedJob], sent: ContinuousClock.Instant) {
                     for job in claimed {
                         if stop.isStopped {
@@ -75,6 +92,20 @@ struct QueueProducer: Sendable {
                             continue
                         }
                         let stop = running.start(job, timeout: executor.timeout(for: job.kind), leaseDeadline: sent + settings.lease)
+                        if let options = executor.registry[job.kind]?.chunk {
+                            state.chunks[job.kind, default: []].append((job, stop))
+                            if state.chunks[job.kind, default: []].count >= options.size {
+                                launchChunk(state.chunks.removeValue(forKey: job.kind) ?? [])
+                            } else if !state.lingering.contains(job.kind) {
+                                state.lingering.insert(job.kind)
+                                let kind = job.kind
+                                helpers.addTask {
+                                    try? await Task.sleep(for: options.linger)
+                                    inbox.deliver(.linger(kind: kind))
+                                }
+                            }
+                            continue
+                        }
                         jobs.addTask {
                             let resolution = await executor.execute(job, stop: stop)
                             // Waits while the completer's backlog is full: the slot stays taken meanwhile.
@@ -105,6 +136,9 @@ struct QueueProducer: Sendable {
                         logger.trace("direct start", metadata: ["n": "\(started.count)", "reserved": "\(reserved)", "took": "\(ContinuousClock.now - sent)"])
                         launch(started, sent: sent)
                         slots.startReturned(reserved)
+                    case .linger(let kind):
+                        state.lingering.remove(kind)
+                        launchChunk(state.chunks.removeValue(forKey: kind) ?? [])
                     case .claimFailed(let requested, let error):
                         state.claimsInFlight -= 1
                         slots.claimReturned(requested)
@@ -117,6 +151,8 @@ struct QueueProducer: Sendable {
                     starts.signal()
 
                     if stop.isStopped {
+                        // Partial chunks run now: their jobs are started, and the grace period applies to them.
+                        for kind in Array(state.chunks.keys) { launchChunk(state.chunks.removeValue(forKey: kind) ?? []) }
                         if running.count == 0 && state.claimsInFlight == 0 && slots.startReserved == 0 { break }
                         if graceExpired.isSet {
                             if running.count > 0 {

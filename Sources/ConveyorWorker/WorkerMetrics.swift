@@ -28,6 +28,11 @@ struct WorkerMetrics: Sendable {
 
     private func label(_ kind: String) -> String { isKnownKind(kind) ? kind : Self.unknownKindLabel }
 
+    /// `conveyor_chunk_size{kind}`: jobs per chunk handler call.
+    func chunkRan(kind: String, size: Int) {
+        Recorder(label: "conveyor_chunk_size", dimensions: [("kind", label(kind))], factory: factory).record(size)
+    }
+
     func jobFinished(kind: String, queue: String, resolution: JobResolution, duration: Duration) {
         let kind = label(kind)
         Counter(label: "conveyor_jobs_total", dimensions: [("kind", kind), ("queue", queue), ("outcome", resolution.metricName)], factory: factory)
