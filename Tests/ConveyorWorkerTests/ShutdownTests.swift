@@ -43,8 +43,9 @@ struct ShutdownTests {
                 await group.triggerGracefulShutdown()
             }
             stoppedAfter = ContinuousClock.now - started
-            // The handlers would sleep an hour; the worker returned after the grace period instead.
-            #expect(stoppedAfter < .seconds(30))
+            // The handlers would sleep an hour; the worker returned after the grace period instead. A bound
+            // against hanging, not a speed bar: a loaded two-core CI machine took 30.5 s once.
+            #expect(stoppedAfter < .seconds(300))
             for id in hanging {
                 let job = try await store.require(id)
                 #expect(job.state == .available && job.attempt == 0 && job.errors.isEmpty && job.lockedBy == nil)
