@@ -15,19 +15,19 @@ struct LiveJobTests {
             let store = PostgresJobStore(client: client)
             var registry = HandlerRegistry()
             registry.registerBuiltinKinds()
-            // Lease 4 s, heartbeat every 0.25 s (15 may be late before the worker gives the job up: the
-            // test shares two cores with the whole suite, whose CPU-heavy tests hold the cooperative
-            // pool for seconds), a rescue pass every 50 ms; the job runs 12 s, three leases.
+            // Lease 8 s, heartbeat every 0.25 s (31 may be late before the worker gives the job up: the
+            // test shares two cores with the whole suite, whose CPU-heavy tests have held the cooperative
+            // pool for more than 4 s), a rescue pass every 50 ms; the job runs 24 s, three leases.
             let results = WrittenResults()
             let configuration = Worker.Configuration(
                 queues: QueueConfiguration(queues: [.init(name: "default", concurrency: 2)]), pollInterval: .milliseconds(20),
-                lease: .seconds(4), heartbeatInterval: .milliseconds(250), completionLinger: .milliseconds(2),
+                lease: .seconds(8), heartbeatInterval: .milliseconds(250), completionLinger: .milliseconds(2),
                 onResultsWritten: results.callback)
             let worker = Worker(configuration: configuration, store: store, registry: registry, logger: TestDatabase.logger)
             let maintenance = Maintenance(
                 configuration: .init(election: .init(holder: "test", ttl: .seconds(5), renewInterval: .seconds(1)), rescueInterval: .milliseconds(50)),
                 store: store, logger: TestDatabase.logger)
-            let id = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 12}"#)]).inserted[0]
+            let id = try await store.insert([NewJob(kind: "conveyor.sleep", args: #"{"seconds": 24}"#)]).inserted[0]
             try await withRunningServices([maintenance, worker], logger: TestDatabase.logger) { _ in
                 _ = try await results.wait(for: "the job finishes") { $0.contains { $0.id == id && $0.resolution.nextState.isFinal } }
             }

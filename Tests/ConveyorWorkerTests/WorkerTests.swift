@@ -123,6 +123,10 @@ struct WorkerTests {
             let metrics = TestMetrics()
             var configuration = WorkerHarness.configuration()
             configuration.onResultsWritten = results.callback
+            // No heartbeat within the test: one between the attempt's bump and the gate's opening would stop
+            // the gated job as lease-lost (released) before its handler completes (seen on a loaded machine).
+            configuration.lease = .seconds(7200)
+            configuration.heartbeatInterval = .seconds(3600)
             let modes = ["complete", "permanent", "fail", "snooze", "cancel"]
             let ids = try await store.insert(modes.map { probeJob($0, maxAttempts: 3) }).inserted
             let fenced = try await store.insert([probeJob("gate")]).inserted[0]
