@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -35,6 +35,8 @@ let package = Package(
         // SHA-256 of quarantined envelopes; already built for PostgresNIO, so it adds no build time.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // The hooks listener of `conveyor web` and the sandbox; no traits (swift-configuration is not used).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
     ],
     targets: [
         // Pure types: job record, state machine, retry policy, handler protocols. No I/O.
@@ -128,6 +130,58 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The HTTP stack every kind that calls an API shares: AsyncHTTPClient with pooled keep-alive
+        // connections, timeouts per API, a size cap, secret-free errors and a circuit breaker per upstream.
+        .target(
+            name: "ConveyorHTTPClient",
+            dependencies: [
+                "ConveyorCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // What Meta's kinds share: settings, the Graph error classification, usage headers, redaction,
+        // user_data hashing, appsecret_proof.
+        .target(
+            name: "ConveyorMeta",
+            dependencies: ["ConveyorCore", "ConveyorHTTPClient", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // Kind `meta.capi_event`: conversions to Meta's Conversions API, up to 1,000 per request.
+        .target(
+            name: "ConveyorKindMetaCAPI",
+            dependencies: ["ConveyorCore", "ConveyorHTTPClient", "ConveyorMeta", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Kind `hubspot.deal_event` and its receiver, `POST /hooks/hubspot`.
+        .target(
+            name: "ConveyorKindHubSpot",
+            dependencies: [
+                "ConveyorCore", "ConveyorPostgres", "ConveyorHTTPClient", "ConveyorMeta",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // HubSpot and Meta played on loopback for tests and `ops/dev` (conveyor-sandbox).
+        .target(
+            name: "ConveyorSandbox",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "conveyor-sandbox",
+            dependencies: ["ConveyorSandbox", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strict
+        ),
         // The dashboard and the HTTP server behind it and the processes' /metrics.
         .target(
             name: "ConveyorWeb",
@@ -140,6 +194,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
@@ -153,6 +208,8 @@ let package = Package(
                 "ConveyorMaintenance",
                 "ConveyorBuiltinKinds",
                 "ConveyorCallbacks",
+                "ConveyorKindHubSpot",
+                "ConveyorKindMetaCAPI",
                 "ConveyorRedis",
                 "ConveyorIngress",
                 "Conveyor",
@@ -231,6 +288,18 @@ let package = Package(
             dependencies: [
                 "ConveyorCLI", "ConveyorTestSupport", "ConveyorWeb", "ConveyorCallbacks", "conveyor-test-worker", "custom-conveyor",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
+            name: "ConveyorIntegrationsTests",
+            dependencies: [
+                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorSandbox", "ConveyorWeb",
+                "ConveyorWorker", "ConveyorTestSupport", "ConveyorCore", "ConveyorPostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

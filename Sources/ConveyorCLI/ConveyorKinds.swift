@@ -1,6 +1,9 @@
 import ConveyorBuiltinKinds
 import ConveyorCallbacks
 import ConveyorCore
+import ConveyorKindHubSpot
+import ConveyorKindMetaCAPI
+import ConveyorPostgres
 import ConveyorRedis
 import Foundation
 
@@ -19,6 +22,10 @@ enum ConveyorKinds {
         // A malformed setting stops `conveyor worker` at start (callbackSettings()); other commands only
         // need the kind to exist.
         registry.register(CallbackJob(settings: (try? callbackSettings()) ?? CallbackSettings()))
+        // The platform's integrations (README "Integrations"): unconfigured, their jobs fail with the
+        // missing setting named and are retried.
+        registry.register(DealEventJob(settings: (try? HubSpotSettings.fromEnvironment()) ?? HubSpotSettings()))
+        registry.register(chunk: CAPIEventJob(settings: (try? CAPISettings.fromEnvironment()) ?? CAPISettings()))
         extra(&registry)
         return registry
     }
@@ -36,6 +43,32 @@ enum ConveyorKinds {
         }
         if let url = environment["REDIS_URL"], !url.isEmpty { settings.redis = try? RedisConfiguration(url: url) }
         return settings
+    }
+
+    /// Checks the integrations' settings (`conveyor worker` and `conveyor web` stop at start, naming a
+    /// malformed one).
+    static func checkIntegrationSettings() throws {
+        do {
+            _ = try HubSpotSettings.fromEnvironment()
+        } catch {
+            throw CommandError.configuration(setting: error.setting, reason: error.reason)
+        }
+        do {
+            _ = try CAPISettings.fromEnvironment()
+        } catch {
+            throw CommandError.configuration(setting: error.setting, reason: error.reason)
+        }
+    }
+
+    /// The hooks `conveyor web` serves on its hooks address: HubSpot's, keyed by `HUBSPOT_CLIENT_SECRET`.
+    static func hooks(store: PostgresJobStore) throws -> [any WebHook] {
+        try checkIntegrationSettings()
+        guard let secret = try HubSpotSettings.fromEnvironment().clientSecret else {
+            throw CommandError.configuration(
+                setting: "HUBSPOT_CLIENT_SECRET", reason: "is not set: the hooks listener checks HubSpot's signatures with it")
+        }
+        let registry = registry()
+        return [HubSpotReceiver(store: store, secret: secret, maxAttempts: { registry.defaultMaxAttempts(for: $0) })]
     }
 
     /// The schedules declared in code (overridable with `CONVEYOR_SCHEDULES`). The platform's kinds add

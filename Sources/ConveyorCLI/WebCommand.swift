@@ -5,6 +5,8 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
+import ConveyorCore
 
 /// `conveyor web`: the dashboard, its admin actions, `/metrics` and `/healthz`, until SIGTERM/SIGINT.
 struct WebCommand: AsyncParsableCommand {
@@ -20,6 +22,9 @@ struct WebCommand: AsyncParsableCommand {
     @Option(help: "Access token every page but /healthz asks for; prefer the variable, flags show in ps (env: CONVEYOR_WEB_TOKEN; required unless listening on loopback).")
     var token: String?
 
+    @Option(help: "HOST:PORT of the public listener for upstreams' deliveries (POST /hooks/hubspot), apart from the admin pages; needs HUBSPOT_CLIENT_SECRET (env: CONVEYOR_HOOKS_ADDRESS; default off).")
+    var hooksAddress: String?
+
     func run() async throws {
         let setting = address == nil ? "CONVEYOR_WEB_ADDRESS" : "--address"
         let (host, port) = try listenAddress(setting: setting)
@@ -33,6 +38,10 @@ struct WebCommand: AsyncParsableCommand {
                 setting: "CONVEYOR_WEB_TOKEN", reason: "is not set: required to listen on \(host), beyond loopback (the dashboard can retry, discard and cancel jobs)")
         }
         let schedules = try ScheduleSettings.schedules()
+        let hooksAddress = try Settings.address(hooksAddress, env: "CONVEYOR_HOOKS_ADDRESS", flagName: "--hooks-address")
+        let trustedProxies = Set((Settings.string(nil, env: "CONVEYOR_TRUSTED_PROXIES") ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        })
         let logger = Logger(label: "conveyor.web")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(MetricsOptions.factory(registry))
@@ -43,7 +52,17 @@ struct WebCommand: AsyncParsableCommand {
             logger.notice(
                 "dashboard listening",
                 metadata: ["url": "http://\(server.address)/", "port": "\(server.port.map(String.init) ?? "?")", "token": "\(token == nil ? "none (loopback)" : "required")"])
-            try await ServiceRunner.run([server], logger: logger)
+            var services: [any Service] = [server]
+            if let (hooksHost, hooksPort) = hooksAddress {
+                let hooks = try ConveyorKinds.hooks(store: PostgresJobStore(client: client))
+                let hooksLogger = Logger(label: "conveyor.hooks")
+                services.append(
+                    HooksServer.application(host: hooksHost, port: hooksPort, hooks: hooks, trustedProxies: trustedProxies, logger: hooksLogger) { bound in
+                        hooksLogger.notice(
+                            "hooks listening", metadata: ["url": "http://\(hooksHost):\(bound)/", "port": "\(bound)", "hooks": "\(hooks.map(\.path).joined(separator: ","))"])
+                    })
+            }
+            try await ServiceRunner.run(services, logger: logger)
         }
     }
 

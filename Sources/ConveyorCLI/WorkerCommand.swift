@@ -71,6 +71,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try workerConfiguration()
         _ = try ConveyorKinds.callbackSettings()
+        try ConveyorKinds.checkIntegrationSettings()
         _ = try metrics.address()
         let directStart = try !noDirectStart && Settings.bool(env: "CONVEYOR_DIRECT_START", default: true)
         let maintenanceConfiguration = try maintenanceOptions.configuration(holder: configuration.workerID)

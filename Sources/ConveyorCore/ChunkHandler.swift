@@ -68,6 +68,9 @@ public enum ChunkResult: Sendable, Equatable {
     case failed(String, retryAfter: Duration? = nil)
     /// It can never succeed: dead now.
     case permanent(String)
+    /// An upstream throttled it: as ``JobFailure/throttled(key:until:_:)`` (the key, or the job's own
+    /// limit key when nil, is paused until `until`; no attempt is spent).
+    case throttled(key: String?, until: Date, String)
 
     /// Completed without a result.
     public static let completed = ChunkResult.outcome(.completed)
@@ -80,11 +83,21 @@ public struct ChunkContext: Sendable {
     public var queue: String
     /// A logger carrying the kind, queue and the chunk's size.
     public var logger: Logger
+    /// Where ``enqueue(_:)`` inserts follow-up jobs; nil outside a worker.
+    public var enqueuer: (any JobEnqueuer)?
 
-    public init(kind: String, queue: String, logger: Logger) {
+    public init(kind: String, queue: String, logger: Logger, enqueuer: (any JobEnqueuer)? = nil) {
         self.kind = kind
         self.queue = queue
         self.logger = logger
+        self.enqueuer = enqueuer
+    }
+
+    /// Inserts follow-up jobs, as ``JobContext/enqueue(_:)``.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob]) async throws -> [UUID] {
+        guard let enqueuer else { throw NoEnqueuerError() }
+        return try await enqueuer.enqueue(jobs)
     }
 }
 
@@ -95,6 +108,7 @@ extension ChunkResult {
         case .outcome(let outcome): .outcome(outcome)
         case .failed(let message, let retryAfter): .failed(message: message, kind: retryAfter == nil ? .error : .retryAfter, retryAfter: retryAfter)
         case .permanent(let message): .failed(message: message, kind: .permanent)
+        case .throttled(let key, let until, let message): .throttled(key: key, until: until, message: message)
         }
     }
 }

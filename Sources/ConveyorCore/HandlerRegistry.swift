@@ -66,13 +66,14 @@ public struct HandlerRegistry: Sendable {
         var entry = Entry(options: handler.options) { args, context in
             let (results, undecodable) = try await runChunk(
                 [(id: context.id, attempt: context.attempt, args: args)],
-                ChunkContext(kind: context.kind, queue: context.queue, logger: context.logger))
+                ChunkContext(kind: context.kind, queue: context.queue, logger: context.logger, enqueuer: context.enqueuer))
             if let message = undecodable[context.id] { throw ArgumentsError(message: message) }
             switch results[context.id] ?? .failed("no outcome: the chunk handler returned none for this job") {
             case .outcome(let outcome): return outcome
             case .failed(let message, let retryAfter?): throw JobFailure.retryAfter(retryAfter, message)
             case .failed(let message, nil): throw ChunkJobFailure(message: message)
             case .permanent(let message): throw JobFailure.permanent(message)
+            case .throttled(let key, let until, let message): throw JobFailure.throttled(key: key, until: until, message)
             }
         }
         entry.chunk = handler.chunk

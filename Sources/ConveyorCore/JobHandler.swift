@@ -66,13 +66,16 @@ public struct JobContext: Sendable {
     public var maxAttempts: Int
     /// A logger carrying the job's id, kind, attempt and queue as metadata.
     public var logger: Logger
+    /// Where ``enqueue(_:)`` inserts follow-up jobs (the worker's database); nil outside a worker.
+    public var enqueuer: (any JobEnqueuer)?
     private let reportProgress: (@Sendable (JobProgress) -> Void)?
 
     /// Creates a context; `progress` receives what the handler reports (the worker writes it).
     public init(
         id: UUID, kind: String, queue: String, attempt: Int, maxAttempts: Int, logger: Logger,
-        progress: (@Sendable (JobProgress) -> Void)? = nil
+        progress: (@Sendable (JobProgress) -> Void)? = nil, enqueuer: (any JobEnqueuer)? = nil
     ) {
+        self.enqueuer = enqueuer
         self.id = id
         self.kind = kind
         self.queue = queue
@@ -87,6 +90,15 @@ public struct JobContext: Sendable {
     /// the latest and writes it with the next lease renewal, at most about once a second per job, so
     /// it costs no statement of its own. It is kept on the job's row, shown by `conveyor jobs show`, the
     /// dashboard and `/api/jobs/ID`, and survives a restart; a retry shows it until it reports anew.
+    /// Inserts follow-up jobs (validated, in one statement) and returns the ids inserted; a job whose
+    /// id exists already is dropped, so derive ids from what the jobs are about and a repeated attempt
+    /// adds nothing. Throws when the database refuses (the attempt fails and is retried).
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob]) async throws -> [UUID] {
+        guard let enqueuer else { throw NoEnqueuerError() }
+        return try await enqueuer.enqueue(jobs)
+    }
+
     public func progress(_ fraction: Double, _ note: String = "") {
         guard !fraction.isNaN else { return }
         reportProgress?(JobProgress(fraction: min(max(fraction, 0), 1), note: note))

@@ -12,6 +12,8 @@ struct JobExecutor: Sendable {
     let logger: Logger
     /// Where handlers' progress reports wait for the lease keeper to write them.
     let progress: ProgressBuffer
+    /// Where handlers' follow-up jobs go.
+    var enqueuer: (any JobEnqueuer)? = nil
 
     enum Race: Sendable {
         case finished(AttemptResult)
@@ -66,7 +68,7 @@ struct JobExecutor: Sendable {
         let progress = self.progress
         let context = JobContext(
             id: job.id, kind: job.kind, queue: job.queue, attempt: job.attempt, maxAttempts: job.maxAttempts,
-            logger: logger, progress: { progress.report(id, attempt: attempt, $0) })
+            logger: logger, progress: { progress.report(id, attempt: attempt, $0) }, enqueuer: enqueuer)
         logger.debug("job started")
         let started = ContinuousClock.now
         let race = await Self.race(stop: stop) {
@@ -131,7 +133,7 @@ struct JobExecutor: Sendable {
             }
         }
         let returned = Mutex<(results: [UUID: ChunkResult], undecodable: [UUID: String])?>(nil)
-        let context = ChunkContext(kind: kind, queue: queue, logger: logger)
+        let context = ChunkContext(kind: kind, queue: queue, logger: logger, enqueuer: enqueuer)
         let inputs = jobs.map { (id: $0.job.id, attempt: $0.job.attempt, args: $0.job.args) }
         logger.debug("chunk started")
         let started = ContinuousClock.now

@@ -154,7 +154,9 @@ public struct Worker: Service {
                 onWritten: configuration.onResultsWritten),
             metrics: metrics, logger: logger)
         let progress = ProgressBuffer()
-        let executor = JobExecutor(registry: registry, random: random, metrics: metrics, logger: logger, progress: progress)
+        let executor = JobExecutor(
+            registry: registry, random: random, metrics: metrics, logger: logger, progress: progress,
+            enqueuer: StoreEnqueuer(store: store, registry: registry))
         var started: Logger.Metadata = ["queues": "\(configuration.queues.queues.map { "\($0.name)=\($0.concurrency)" }.joined(separator: ","))"]
         if !limits.isEmpty {
             started["limits"] = "\(limits.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.describe($0.value))" }.joined(separator: ","))"
