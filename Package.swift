@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // The hooks listener of `conveyor web` and the sandbox; no traits (swift-configuration is not used).
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         // Pure types: job record, state machine, retry policy, handler protocols. No I/O.
@@ -195,6 +196,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -210,6 +214,7 @@ let package = Package(
                 "ConveyorCallbacks",
                 "ConveyorKindHubSpot",
                 "ConveyorKindMetaCAPI",
+                "ConveyorHTTPClient",
                 "ConveyorRedis",
                 "ConveyorIngress",
                 "Conveyor",

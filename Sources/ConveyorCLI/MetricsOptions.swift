@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import ConveyorWeb
 import Prometheus
+import ServiceLifecycle
 
 /// `--metrics-address`: where a worker or scheduler process serves `/metrics` and `/healthz`.
 struct MetricsOptions: ParsableArguments {
@@ -19,11 +20,12 @@ struct MetricsOptions: ParsableArguments {
     /// Binds the endpoint (a port in use is a one-line error naming the setting) and makes it the
     /// process's metrics backend; nil when off. It serves `GET /metrics` (the Prometheus text format)
     /// and `GET /healthz` (`ok` while the process runs: a liveness probe).
-    func endpoint(logger: Logger) async throws -> HTTPServer? {
+    func endpoint(logger: Logger) async throws -> (any Service)? {
         guard let (host, port) = try address() else { return nil }
         let registry = PrometheusCollectorRegistry()
         let server = try await Settings.listen(
-            host: host, port: port, setting: metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address", logger: logger
+            host: host, port: port, setting: metricsAddress == nil ? "CONVEYOR_METRICS_ADDRESS" : "--metrics-address", logger: logger,
+            onRunning: { bound in logger.info("metrics endpoint listening", metadata: ["host": "\(host)", "port": "\(bound)"]) }
         ) { request in
             switch (request.method, request.path) {
             case (.GET, "/metrics"):
@@ -34,7 +36,6 @@ struct MetricsOptions: ParsableArguments {
             }
         }
         MetricsSystem.bootstrap(Self.factory(registry))
-        logger.info("metrics endpoint listening", metadata: ["host": "\(host)", "port": "\(server.port.map(String.init) ?? "?")"])
         return server
     }
 

@@ -1,5 +1,6 @@
 import ConveyorWeb
 import Foundation
+import ServiceLifecycle
 import Logging
 
 /// Reads settings: a flag wins over the environment variable, which wins over the default.
@@ -102,14 +103,17 @@ enum Settings {
         return (host, port)
     }
 
-    /// Binds an HTTP server; an address that is taken or not local is a one-line error naming `setting`.
+    /// An HTTP server (``WebServer``) for `handler`; an address that is taken or not local is a one-line
+    /// error naming `setting`, at start. `onRunning` hears the bound port.
     static func listen(
-        host: String, port: Int, setting: String, logger: Logger, handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
-    ) async throws -> HTTPServer {
+        host: String, port: Int, setting: String, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void,
+        handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
+    ) async throws -> any Service {
         do {
-            return try await HTTPServer.bind(host: host, port: port, logger: logger, handler: handler)
+            try await WebServer.checkBind(host: host, port: port)
         } catch {
             throw CommandError.configuration(setting: setting, reason: "cannot listen on \(host):\(port): \(error)")
         }
+        return WebServer.application(host: host, port: port, logger: logger, onRunning: onRunning, handler: handler)
     }
 }

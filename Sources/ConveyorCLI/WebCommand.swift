@@ -46,12 +46,21 @@ struct WebCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(MetricsOptions.factory(registry))
         try await database.withClient(logger: logger) { client in
+            let loopback = ["127.0.0.1", "::1", "localhost"].contains(host)
             let dashboard = Dashboard(
-                store: PostgresJobStore(client: client), configuration: .init(token: token, registry: registry, schedules: schedules), logger: logger)
-            let server = try await Settings.listen(host: host, port: port, setting: setting, logger: logger) { await dashboard.respond(to: $0) }
-            logger.notice(
-                "dashboard listening",
-                metadata: ["url": "http://\(server.address)/", "port": "\(server.port.map(String.init) ?? "?")", "token": "\(token == nil ? "none (loopback)" : "required")"])
+                store: PostgresJobStore(client: client),
+                configuration: .init(
+                    token: token, registry: registry, schedules: schedules, trustedProxies: trustedProxies,
+                    secureCookies: !loopback && Settings.string(nil, env: "CONVEYOR_WEB_INSECURE_COOKIES") != "1"),
+                logger: logger)
+            let server = try await Settings.listen(
+                host: host, port: port, setting: setting, logger: logger,
+                onRunning: { bound in
+                    logger.notice(
+                        "dashboard listening",
+                        metadata: ["url": "http://\(host):\(bound)/", "port": "\(bound)", "token": "\(token == nil ? "none (loopback)" : "required")"])
+                }
+            ) { await dashboard.respond(to: $0) }
             var services: [any Service] = [server]
             if let (hooksHost, hooksPort) = hooksAddress {
                 let hooks = try ConveyorKinds.hooks(store: PostgresJobStore(client: client))

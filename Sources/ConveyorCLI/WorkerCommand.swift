@@ -94,6 +94,7 @@ struct WorkerCommand: AsyncParsableCommand {
             let maintenance = Maintenance(configuration: maintenanceConfiguration, store: store)
             // Started first, stopped last: the endpoint is scraped while the worker drains.
             var services: [any Service] = (endpoint.map { [$0] } ?? []) + [maintenance, worker]
+            services.append(CircuitPublisher(store: store, worker: configuration.workerID, logger: logger))
             if let redisConfiguration {
                 for _ in 0..<ingesterCount {
                     services.append(

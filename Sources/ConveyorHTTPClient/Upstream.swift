@@ -53,8 +53,12 @@ public final class Upstream: Sendable {
         let gauge = Gauge(label: "conveyor_circuit_state", dimensions: [("upstream", settings.name)])
         gauge.record(0)
         let name = settings.name
+        let coolDown = settings.breaker.coolDown.seconds
+        CircuitBoard.enter(name, at: clock.now())
         breaker = CircuitBreaker(name: name, configuration: settings.breaker, clock: clock) { state in
             gauge.record(state.gaugeValue)
+            let now = clock.now()
+            CircuitBoard.report(name, state: state, at: now, openUntil: now.addingTimeInterval(coolDown))
             logger.warning("circuit breaker changed state", metadata: ["upstream": "\(name)", "state": "\(state.rawValue)"])
         }
         client = Self.client(connectTimeout: settings.connectTimeout)

@@ -156,7 +156,7 @@ extension PostgresJobStore {
         return try await !ids(query: query).isEmpty
     }
 
-    /// Deletes pauses that ended and rate windows that closed (the maintenance leader's pass).
+    /// Deletes pauses that ended, rate windows that closed and stale breaker reports (the maintenance leader's pass).
     public func pruneLimitState() async throws -> Int {
         let now = clock.bind
         let query: PostgresQuery = """
@@ -164,8 +164,11 @@ extension PostgresJobStore {
                 DELETE FROM conveyor_key_pauses WHERE until <= coalesce(\(now)::timestamptz, now()) RETURNING 1
             ), windows AS (
                 DELETE FROM conveyor_key_starts WHERE window_end <= coalesce(\(now)::timestamptz, now()) RETURNING 1
+            ), circuits AS (
+                -- Breakers of workers that stopped publishing a day ago.
+                DELETE FROM conveyor_circuits WHERE reported_at < coalesce(\(now)::timestamptz, now()) - interval '1 day' RETURNING 1
             )
-            SELECT ((SELECT count(*) FROM pauses) + (SELECT count(*) FROM windows))::int8
+            SELECT ((SELECT count(*) FROM pauses) + (SELECT count(*) FROM windows) + (SELECT count(*) FROM circuits))::int8
             """
         return try await perform {
             for try await count in try await client.query(query, logger: logger).decode(Int64.self) { return Int(count) }

@@ -22,6 +22,10 @@ extension Dashboard {
         return Self.json(#"{"kinds":[\#(kinds)],"paused_keys":[\#(keys)]}"#)
     }
 
+    func apiCircuits() async throws -> HTTPResponse {
+        Self.json("[" + (try await store.circuits()).map(\.json).joined(separator: ",") + "]")
+    }
+
     func apiJobs(_ query: [String: String]) async throws -> HTTPResponse {
         var filter = JobFilter(limit: min(max(query["limit"].flatMap(Int.init) ?? configuration.pageSize, 1), 500))
         if let text = query["state"], !text.isEmpty {
@@ -43,7 +47,8 @@ extension Dashboard {
     }
 
     static func json(_ text: String, status: HTTPResponseStatus = .ok) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/json", "Cache-Control": "no-store"], body: Array(text.utf8))
+        HTTPResponse(
+            status: status, headers: ["Content-Type": "application/json", "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"], body: Array(text.utf8))
     }
 
     static func jsonError(_ message: String, status: HTTPResponseStatus) -> HTTPResponse {

@@ -52,6 +52,16 @@ extension Dashboard {
             }
             body += "<h2>Paused limit keys</h2>" + HTML.table(["Key", "Left", "Waiting", "By", "Reason"], pauseRows)
         }
+        let circuits = try await store.circuits()
+        if !circuits.isEmpty {
+            let circuitRows = circuits.map { circuit in
+                [
+                    HTML.escape(circuit.upstream), "<span class=\"\(circuit.state == "closed" ? "state-completed" : "state-dead")\">\(HTML.escape(circuit.state))</span>",
+                    HTML.escape(circuit.worker), HTML.escape(RFC3339.format(circuit.since)), circuit.openUntil.map { HTML.escape(RFC3339.format($0)) } ?? "–",
+                ]
+            }
+            body += "<h2>Circuit breakers (per worker, open ones first)</h2>" + HTML.table(["Upstream", "State", "Worker", "Since", "Open until"], circuitRows)
+        }
         return .html(HTML.page("Queues", body, flash: flash.flatMap { Self.outcomes[$0] }))
     }
 

@@ -71,7 +71,7 @@ enum HTML {
         .state-dead{color:#a40000}.state-running{color:#0b5cad}.state-completed{color:#2d7a32}
         code{font-size:12px;white-space:nowrap}.nowrap{white-space:nowrap}
         </style></head><body>
-        <header><b>Conveyor</b><a href="/">Queues</a><a href="/jobs">Jobs</a><a href="/jobs?state=dead">Dead</a><a href="/rejected">Rejected</a><a href="/schedules">Schedules</a><a href="/metrics">Metrics</a></header>
+        <header><b>Conveyor</b><a href="/">Queues</a><a href="/jobs">Jobs</a><a href="/jobs?state=dead">Dead</a><a href="/rejected">Rejected</a><a href="/schedules">Schedules</a><a href="/metrics">Metrics</a><form class="inline" method="post" action="/logout" style="margin-left:auto"><button>Sign out</button></form></header>
         <main><h1>\(escape(title))</h1>
         \(flash.map { "<p class=\"flash\">\(escape($0))</p>" } ?? "")
         \(body)

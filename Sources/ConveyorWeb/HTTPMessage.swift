@@ -4,20 +4,26 @@ public import NIOHTTP1
 public struct HTTPRequest: Sendable {
     /// `GET`, `POST`…
     public var method: HTTPMethod
-    /// The path without the query, percent-decoded, e.g. `/jobs/3f…`.
+    /// The path without the query, percent-decoded, e.g. `/jobs/3f…` (for display; routing uses ``segments``).
     public var path: String
+    /// The path's segments, each percent-decoded after splitting (so `%2F` stays inside its segment).
+    public var segments: [String]
+    /// The peer's address, as the server saw it ("" when unknown).
+    public var client: String = ""
     /// The query's parameters, percent-decoded (a repeated name keeps its last value).
     public var query: [String: String]
     /// The request headers.
     public var headers: HTTPHeaders
-    /// The body's bytes (at most ``HTTPServer/maxBodyBytes``).
+    /// The body's bytes (at most ``WebServer/Limits/maxBodyBytes``).
     public var body: [UInt8]
 
     /// Creates a request.
     public init(method: HTTPMethod, uri: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.method = method
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        path = Self.percentDecoded(String(parts.first ?? ""), plusIsSpace: false)
+        let rawPath = String(parts.first ?? "")
+        path = Self.percentDecoded(rawPath, plusIsSpace: false)
+        segments = rawPath.split(separator: "/").map { Self.percentDecoded(String($0), plusIsSpace: false) }
         query = parts.count > 1 ? Self.form(String(parts[1])) : [:]
         self.headers = headers
         self.body = body
@@ -25,9 +31,6 @@ public struct HTTPRequest: Sendable {
 
     /// The body as `application/x-www-form-urlencoded` fields.
     public var form: [String: String] { Self.form(String(decoding: body, as: UTF8.self)) }
-
-    /// The path's segments, e.g. `["jobs", "3f…", "retry"]`.
-    public var segments: [String] { path.split(separator: "/").map(String.init) }
 
     static func form(_ text: String) -> [String: String] {
         var fields: [String: String] = [:]
@@ -87,7 +90,7 @@ public struct HTTPResponse: Sendable {
 
     /// A `text/plain` response.
     public static func text(_ text: String, status: HTTPResponseStatus = .ok) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(text.utf8))
+        HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"], body: Array(text.utf8))
     }
 
     /// A `text/html` response that no other origin may frame.

@@ -56,9 +56,12 @@ struct CallbackProcessTests {
         try await TestDatabase.withFresh { client, url in
             let store = PostgresJobStore(client: client)
             let receiver = Receiver(failures: 2)
-            let server = try await HTTPServer.bind(host: "127.0.0.1", port: 0, logger: TestDatabase.logger) { receiver.respond($0) }
-            let port = try #require(server.port)
+            let ports = Recorded<Int>()
+            let server = WebServer.application(host: "127.0.0.1", port: 0, logger: TestDatabase.logger, onRunning: { ports.append([$0]) }) {
+                receiver.respond($0)
+            }
             try await withRunningServices([server], logger: TestDatabase.logger) { _ in
+                let port = try await ports.wait(for: "the receiver listening") { !$0.isEmpty }[0]
                 let list = TestRedis.namespace() + ":replies"
                 let worker = try RunningProcess(
                     ["worker", "--no-ingest", "--grace-period", "5"],

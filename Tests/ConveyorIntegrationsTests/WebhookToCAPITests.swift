@@ -80,6 +80,8 @@ struct WebhookToCAPITests {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        // No idle keep-alive connection outlives the test's listener.
+        request.headers.add(name: "Connection", value: "close")
         request.headers.add(name: "X-HubSpot-Request-Timestamp", value: stamp)
         request.headers.add(
             name: "X-HubSpot-Signature-v3", value: signature ?? HubSpotSignature.v3(secret: secret, method: "POST", uri: url, body: body, timestamp: stamp))
@@ -232,6 +234,7 @@ struct WebhookToCAPITests {
                 #expect(response.status == 503)
             }
             #expect(upstream.breaker.state == .open)
+            #expect(CircuitBoard.snapshot().first { $0.upstream == "meta-test" }?.state == .open, "published for the dashboard")
             do throws(UpstreamError) {
                 _ = try await upstream.send(request)
                 Issue.record("an open breaker let a call through")
@@ -244,6 +247,7 @@ struct WebhookToCAPITests {
             let trial = try await upstream.send(request)
             #expect(trial.status == 400)  // the sandbox answers the empty batch: Meta is reachable again
             #expect(upstream.breaker.state == .closed)
+            #expect(CircuitBoard.snapshot().first { $0.upstream == "meta-test" }?.state == .closed)
         }
     }
 }

@@ -26,6 +26,9 @@ ensure_packages() {
   command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   dpkg -s libhiredis-dev >/dev/null 2>&1 || missing+=(libhiredis-dev)
+  # The dashboard's browser smoke test (Tests/smoke) and the render kind's tests.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
