@@ -52,6 +52,43 @@ public enum JSONParser {
         }
     }
 
+    /// Parses a document that must be a JSON array and returns its elements with each one's raw text
+    /// (the exact bytes), so a receiver can store each element verbatim (HubSpot's batch of events).
+    /// `nil` when the document is valid JSON but not an array.
+    public static func parseArrayKeepingRaw(_ bytes: Data) throws(SyntaxError) -> (elements: [JSONValue], raw: [Range<Int>])? {
+        try withReader(bytes) { reader throws(SyntaxError) in
+            reader.skipWhitespace()
+            guard reader.peek() == UInt8(ascii: "[") else {
+                _ = try reader.document()
+                return nil
+            }
+            reader.index += 1
+            var elements: [JSONValue] = [], raw: [Range<Int>] = []
+            reader.skipWhitespace()
+            if reader.peek() == UInt8(ascii: "]") {
+                reader.index += 1
+            } else {
+                elements: while true {
+                    reader.skipWhitespace()
+                    let start = reader.index
+                    elements.append(try reader.value(depth: 2))
+                    raw.append(start..<reader.index)
+                    reader.skipWhitespace()
+                    switch reader.peek() {
+                    case UInt8(ascii: ","): reader.index += 1
+                    case UInt8(ascii: "]"):
+                        reader.index += 1
+                        break elements
+                    default: throw reader.error("unexpected \(reader.describeCurrent()), expected ',' or ']'")
+                    }
+                }
+            }
+            reader.skipWhitespace()
+            guard reader.atEnd else { throw reader.error("unexpected \(reader.describeCurrent()) after the JSON value") }
+            return (elements, raw)
+        }
+    }
+
     private static func withReader<T>(
         _ bytes: Data, _ body: (inout Reader) throws(SyntaxError) -> T
     ) throws(SyntaxError) -> T {

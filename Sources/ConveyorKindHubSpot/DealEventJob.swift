@@ -101,7 +101,7 @@ public struct DealEventJob: JobHandler {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let job = NewJob(
-                kind: Self.capiKind, args: String(decoding: try encoder.encode(JSONValue.object(args)), as: UTF8.self),
+                kind: Self.capiKind, args: String(decoding: try encoder.encode(JSONValue.object(args)), as: UTF8.self), queue: settings.capiQueue,
                 tags: ["hubspot", "deal:\(dealID)"], id: StableID.make("capi:\(eventID)"),
                 limitKey: settings.pixelID.map { "meta-pixel:\($0)" })
             try await context.enqueue([job])
@@ -173,6 +173,9 @@ public struct HubSpotSettings: Sendable {
     public var pixelID: String?
     /// `HUBSPOT_TIMEOUT_MS`, default 5000.
     public var timeout: Duration
+    /// `CAPI_QUEUE`: the queue the purchases go to, default `default` (a queue of their own can be paused
+    /// alone, `conveyor queues pause capi`, and run by the workers that may call Meta).
+    public var capiQueue: String
 
     public static let actionSources: Set<String> = [
         "email", "website", "app", "phone_call", "chat", "physical_store", "system_generated", "business_messaging", "other",
@@ -180,8 +183,9 @@ public struct HubSpotSettings: Sendable {
 
     public init(
         apiBaseURL: String = "https://api.hubapi.com", accessToken: String? = nil, clientSecret: String? = nil, actionSource: String = "system_generated",
-        defaultCurrency: String = "USD", pixelID: String? = nil, timeout: Duration = .seconds(5)
+        defaultCurrency: String = "USD", pixelID: String? = nil, timeout: Duration = .seconds(5), capiQueue: String = "default"
     ) {
+        self.capiQueue = capiQueue
         self.apiBaseURL = apiBaseURL
         self.accessToken = accessToken
         self.clientSecret = clientSecret
@@ -232,6 +236,10 @@ public struct HubSpotSettings: Sendable {
         if let pixel = value("META_PIXEL_ID") {
             guard pixel.allSatisfy(\.isNumber) else { throw Invalid(setting: "META_PIXEL_ID", reason: "must be digits, got \(pixel)") }
             settings.pixelID = pixel
+        }
+        if let queue = value("CAPI_QUEUE") {
+            guard NewJob.isValidQueue(queue) else { throw Invalid(setting: "CAPI_QUEUE", reason: "must match [a-z0-9_-]{1,64}, got \(queue)") }
+            settings.capiQueue = queue
         }
         if let text = value("HUBSPOT_TIMEOUT_MS") {
             guard let ms = Int(text), (100...60_000).contains(ms) else {

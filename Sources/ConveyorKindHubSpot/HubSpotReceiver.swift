@@ -52,14 +52,14 @@ public struct HubSpotReceiver: WebHook {
             }
             return answer(.init(status: 401, body: "signature check failed\n"), "unauthorized")
         }
-        let events: [[String: Any]]
+        let events: [(fields: [String: JSONValue], text: String)]
         do {
             events = try Self.events(request.body)
         } catch {
             logger.warning("HubSpot delivery is not a batch of events", metadata: ["reason": "\(error.description)"])
             return answer(.init(status: 400, body: "\(error.description)\n"), "bad_request")
         }
-        let jobs = events.map(Self.job)
+        let jobs = events.map { Self.job($0.fields, text: $0.text) }
         do {
             let result = try await store.insert(jobs, maxAttempts: maxAttempts)
             logger.info(
@@ -81,33 +81,42 @@ public struct HubSpotReceiver: WebHook {
         public var description: String
     }
 
-    /// The body's events: a JSON array of 1–100 objects.
-    static func events(_ body: [UInt8]) throws(BadDelivery) -> [[String: Any]] {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) else {
-            throw BadDelivery(description: "the body is not JSON")
+    /// The body's events: a JSON array of at most 100 objects, each with its exact text (stored as the
+    /// job's args as HubSpot sent it; parsed by ConveyorCore's parser, not Foundation's: at 200
+    /// deliveries a second, JSONSerialization's sorted re-encoding was most of a core).
+    static func events(_ body: [UInt8]) throws(BadDelivery) -> [(fields: [String: JSONValue], text: String)] {
+        let data = Data(body)
+        let parsed: (elements: [JSONValue], raw: [Range<Int>])?
+        do {
+            parsed = try JSONParser.parseArrayKeepingRaw(data)
+        } catch {
+            throw BadDelivery(description: "the body is not JSON: \(error)")
         }
-        guard let array = value as? [Any] else { throw BadDelivery(description: "the body is not a JSON array of events") }
-        guard array.count <= maxEvents else { throw BadDelivery(description: "\(array.count) events; HubSpot sends at most \(maxEvents)") }
-        var events: [[String: Any]] = []
-        for (index, item) in array.enumerated() {
-            guard let event = item as? [String: Any] else { throw BadDelivery(description: "event \(index) is not an object") }
-            events.append(event)
+        guard let (elements, raw) = parsed else { throw BadDelivery(description: "the body is not a JSON array of events") }
+        guard elements.count <= maxEvents else { throw BadDelivery(description: "\(elements.count) events; HubSpot sends at most \(maxEvents)") }
+        var events: [(fields: [String: JSONValue], text: String)] = []
+        for (index, element) in elements.enumerated() {
+            guard case .object(let fields) = element else { throw BadDelivery(description: "event \(index) is not an object") }
+            events.append((fields, String(decoding: body[raw[index]], as: UTF8.self)))
         }
         return events
     }
 
     /// The fields that say which change an event is; `eventId` is not unique, so it is not one of them.
-    static func dedupeKey(_ event: [String: Any]) -> String {
+    static func dedupeKey(_ event: [String: JSONValue]) -> String {
         let type = event["subscriptionType"] ?? event["eventType"]
         return ["portalId", "", "objectId", "propertyName", "propertyValue", "occurredAt"].map { name -> String in
-            let value = name.isEmpty ? type : event[name]
-            return value.map { "\($0)" } ?? ""
+            switch name.isEmpty ? type : event[name] {
+            case .string(let text)?: text
+            case .integer(let number)?: String(number)
+            case .number(let number)?: number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+            case .bool(let flag)?: String(flag)
+            default: ""
+            }
         }.joined(separator: "|")
     }
 
-    static func job(_ event: [String: Any]) -> NewJob {
-        let args = (try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        let key = dedupeKey(event)
-        return NewJob(kind: DealEventJob.kind, args: args, tags: ["hubspot"], id: StableID.make("hubspot:\(key)"))
+    static func job(_ event: [String: JSONValue], text: String) -> NewJob {
+        NewJob(kind: DealEventJob.kind, args: text, tags: ["hubspot"], id: StableID.make("hubspot:\(dedupeKey(event))"))
     }
 }

@@ -51,9 +51,7 @@ public struct CAPIEventJob: ChunkHandler {
         self.upstream = upstream ?? Upstream(settings.meta.upstream(timeout: settings.timeout), clock: clock, logger: Logger(label: "conveyor.meta"))
     }
 
-    public var options: JobKindOptions {
-        JobKindOptions(timeout: .seconds(120), retry: RetryPolicy(maxAttempts: 12, backoff: RetryPolicy.exponential(base: .seconds(5), cap: .seconds(1800))))
-    }
+    public var options: JobKindOptions { JobKindOptions(timeout: .seconds(120), retry: settings.retry) }
 
     public var chunk: ChunkOptions { ChunkOptions(size: Self.maxBatch, linger: settings.linger) }
 
@@ -200,12 +198,18 @@ public struct CAPISettings: Sendable {
     public var defaultThrottle: Duration
     /// How long a partial batch waits to fill. Default 1 s.
     public var linger: Duration
+    /// Attempts and backoff for 5xx, timeouts and transient errors. Default 12 attempts, from 5 s doubling to 30 minutes.
+    public var retry: RetryPolicy
 
-    public init(meta: MetaSettings = MetaSettings(), timeout: Duration = .milliseconds(1500), defaultThrottle: Duration = .seconds(300), linger: Duration = .seconds(1)) {
+    public init(
+        meta: MetaSettings = MetaSettings(), timeout: Duration = .milliseconds(1500), defaultThrottle: Duration = .seconds(300), linger: Duration = .seconds(1),
+        retry: RetryPolicy = RetryPolicy(maxAttempts: 12, backoff: RetryPolicy.exponential(base: .seconds(5), cap: .seconds(1800)))
+    ) {
         self.meta = meta
         self.timeout = timeout
         self.defaultThrottle = defaultThrottle
         self.linger = linger
+        self.retry = retry
     }
 
     /// From the environment (``MetaSettings/fromEnvironment(_:)`` plus `CAPI_TIMEOUT_MS`).

@@ -132,7 +132,7 @@ public struct GraphFailure: Error, Sendable, CustomStringConvertible {
     public static func classify(_ response: UpstreamResponse, what: String) -> GraphFailure {
         let wait = GraphUsage.regainAccess(headers: response.headers)
         if let error = GraphError(body: response.body) {
-            return GraphFailure(classification: error.classification, message: "\(what): \(error)", retryAfter: wait, error: error)
+            return GraphFailure(classification: error.classification, message: "\(what): HTTP \(response.status), \(error)", retryAfter: wait, error: error)
         }
         let excerpt = GraphRedaction.redact(response.excerpt)
         let text = "\(what): HTTP \(response.status) without a Graph error object: \(excerpt.isEmpty ? "(empty body)" : excerpt)"

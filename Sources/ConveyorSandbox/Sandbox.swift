@@ -34,8 +34,11 @@ public struct Sandbox: Sendable {
     public func application(host: String = "127.0.0.1", port: Int = 0, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
+        // Idle connections close after 10 s, as real APIs close them: a server that stops waits for its
+        // open connections, and the clients' pools keep theirs for a minute.
         Application(
-            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "conveyor-sandbox"),
+            router: router(), server: .http1(configuration: .init(idleTimeout: .seconds(10))),
+            configuration: .init(address: .hostname(host, port: port), serverName: "conveyor-sandbox"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 

@@ -2,6 +2,7 @@ public import ConveyorCore
 import Foundation
 public import Hummingbird
 import HTTPTypes
+import HummingbirdCore
 public import Logging
 import NIOCore
 
@@ -12,7 +13,8 @@ import NIOCore
 /// - A body over the hook's limit is answered 413 from `Content-Length`, before it is read.
 /// - The URL a hook sees is the one the sender called: `X-Forwarded-Proto`/`X-Forwarded-Host` are used
 ///   only when the peer is one of `trustedProxies`; otherwise `http://` and the `Host` header.
-/// - Idle connections close after 30 s.
+/// - As ``WebServer``: the request head must arrive within 10 s, at most 256 connections at once; idle
+///   connections close after 30 s.
 public enum HooksServer {
     /// The application; `onRunning` hears the bound port.
     public static func application(
@@ -27,8 +29,11 @@ public enum HooksServer {
             }
         }
         return Application(
-            router: router, server: .http1(configuration: .init(idleTimeout: .seconds(30))),
-            configuration: .init(address: .hostname(host, port: port), serverName: "conveyor-hooks"),
+            router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [HeadDeadlineHandler(deadline: .seconds(10))], idleTimeout: .seconds(30))),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "conveyor-hooks",
+                availableConnectionsDelegate: MaximumAvailableConnections(256, logger: logger)),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 

@@ -65,19 +65,21 @@ struct SignatureAndHashingTests {
         #expect(UserDataHashing.hash(hashed.uppercased(), as: .em) == hashed)
     }
 
-    @Test("the dedupe key ignores eventId and attemptNumber; both type spellings give one key")
-    func dedupe() {
-        let a: [String: Any] = ["eventId": 1, "attemptNumber": 0, "portalId": 62515, "subscriptionType": "deal.propertyChange", "objectId": 42, "propertyName": "dealstage", "propertyValue": "closedwon", "occurredAt": 1_700_000_000_000]
-        var b = a
-        b["eventId"] = 99
-        b["attemptNumber"] = 3
-        b["subscriptionType"] = nil
-        b["eventType"] = "deal.propertyChange"
-        #expect(HubSpotReceiver.dedupeKey(a) == HubSpotReceiver.dedupeKey(b))
-        var c = a
-        c["occurredAt"] = 1_700_000_000_001
-        #expect(HubSpotReceiver.dedupeKey(a) != HubSpotReceiver.dedupeKey(c))
-        #expect(HubSpotReceiver.job(a).id == HubSpotReceiver.job(b).id)
+    @Test("the dedupe key ignores eventId and attemptNumber; both type spellings give one key; events are stored as sent")
+    func dedupe() throws {
+        let a = #"{"eventId":1,"attemptNumber":0,"portalId":62515,"subscriptionType":"deal.propertyChange","objectId":42,"propertyName":"dealstage","propertyValue":"closedwon","occurredAt":1700000000000}"#
+        let b = #"{"eventId":99,"attemptNumber":3,"portalId":62515,"eventType":"deal.propertyChange","objectId":42,"propertyName":"dealstage","propertyValue":"closedwon","occurredAt":1700000000000}"#
+        let c = #"{"eventId":1,"attemptNumber":0,"portalId":62515,"subscriptionType":"deal.propertyChange","objectId":42,"propertyName":"dealstage","propertyValue":"closedwon","occurredAt":1700000000001}"#
+        let events = try HubSpotReceiver.events(Array("[\(a), \(b),\n\(c)]".utf8))
+        #expect(events.map(\.text) == [a, b, c], "each event's exact text")
+        let keys = events.map { HubSpotReceiver.dedupeKey($0.fields) }
+        #expect(keys[0] == keys[1] && keys[0] != keys[2])
+        #expect(keys[0] == "62515|deal.propertyChange|42|dealstage|closedwon|1700000000000")
+        #expect(HubSpotReceiver.job(events[0].fields, text: a).id == HubSpotReceiver.job(events[1].fields, text: b).id)
+        #expect(throws: HubSpotReceiver.BadDelivery.self) { try HubSpotReceiver.events(Array(#"{"a":1}"#.utf8)) }
+        #expect(throws: HubSpotReceiver.BadDelivery.self) { try HubSpotReceiver.events(Array("[1]".utf8)) }
+        #expect(throws: HubSpotReceiver.BadDelivery.self) { try HubSpotReceiver.events(Array("<html>".utf8)) }
+        #expect(try HubSpotReceiver.events(Array("[]".utf8)).isEmpty)
     }
 
     @Test("appsecret_proof is the token's HMAC-SHA256 keyed by the app secret, hex")

@@ -34,11 +34,11 @@ psql -qtA "$DATABASE_URL" -c "SELECT 'rows stored: ' || count(*) FROM conveyor_j
 log "Conversions API path: 20000 meta.capi_event jobs, one worker, the sandbox as Meta"
 psql -q "$DATABASE_URL" -c "DELETE FROM conveyor_jobs"
 now=$(date +%s)
-psql -q "$DATABASE_URL" -c "INSERT INTO conveyor_jobs (id, kind, queue, args, max_attempts, limit_key, run_at)
+psql -q "$DATABASE_URL" -c "INSERT INTO conveyor_jobs (id, kind, queue, args, max_attempts, limit_key, run_at, inserted_at)
   SELECT gen_random_uuid(), 'meta.capi_event', 'default',
     jsonb_build_object('event', jsonb_build_object('event_name', 'Purchase', 'event_time', $now, 'event_id', 'e' || g,
       'action_source', 'system_generated', 'user_data', jsonb_build_object('em', jsonb_build_array(encode(sha256(('p' || g || '@example.com')::bytea), 'hex'))),
-      'custom_data', jsonb_build_object('value', 10, 'currency', 'USD'))), 12, 'meta-pixel:1234567890', now()
+      'custom_data', jsonb_build_object('value', 10, 'currency', 'USD'))), 12, 'meta-pixel:1234567890', now(), now()
   FROM generate_series(1, 20000) g"
 CONVEYOR_LOG_LEVEL=warning "$bin/conveyor" worker --no-ingest &
 pids+=($!)
