@@ -110,22 +110,16 @@ public actor SandboxState {
     /// Every accepted event's JSON text, in arrival order.
     public func acceptedEvents() -> [String] { capiRequests.flatMap(\.accepted) }
 
-    static let defaultPipelines: Data = try! JSONSerialization.data(withJSONObject: [
-        [
-            "id": "default", "label": "Sales Pipeline",
-            "stages": [
-                ["id": "appointmentscheduled", "label": "Appointment Scheduled", "metadata": ["isClosed": "false", "probability": "0.2"]],
-                ["id": "contractsent", "label": "Contract Sent", "metadata": ["isClosed": "false", "probability": "0.9"]],
-                ["id": "closedwon", "label": "Closed Won", "metadata": ["isClosed": "true", "probability": "1.0"]],
-                ["id": "closedlost", "label": "Closed Lost", "metadata": ["isClosed": "true", "probability": "0.0"]],
-            ],
-        ],
-        [
-            "id": "renewals", "label": "Renewals",
-            "stages": [
-                ["id": "renewal-signed", "label": "Signed", "metadata": ["isClosed": "true", "probability": "1.0"]],
-                ["id": "renewal-lost", "label": "Lost", "metadata": ["isClosed": "true", "probability": "0.0"]],
-            ],
-        ],
-    ])
+    /// HubSpot's default pipeline (stage ids as in every account) and a custom one whose won stage is
+    /// known only by its metadata, as `GET /crm/v3/pipelines/deals` lists them.
+    static let defaultPipelines = Data(#"""
+        [{"id": "default", "label": "Sales Pipeline", "stages": [
+          {"id": "appointmentscheduled", "label": "Appointment Scheduled", "metadata": {"isClosed": "false", "probability": "0.2"}},
+          {"id": "contractsent", "label": "Contract Sent", "metadata": {"isClosed": "false", "probability": "0.9"}},
+          {"id": "closedwon", "label": "Closed Won", "metadata": {"isClosed": "true", "probability": "1.0"}},
+          {"id": "closedlost", "label": "Closed Lost", "metadata": {"isClosed": "true", "probability": "0.0"}}]},
+         {"id": "renewals", "label": "Renewals", "stages": [
+          {"id": "renewal-signed", "label": "Signed", "metadata": {"isClosed": "true", "probability": "1.0"}},
+          {"id": "renewal-lost", "label": "Lost", "metadata": {"isClosed": "true", "probability": "0.0"}}]}]
+        """#.utf8)
 }

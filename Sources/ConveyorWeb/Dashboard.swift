@@ -237,7 +237,7 @@ public struct Dashboard: Sendable {
         }
         guard Self.constantTimeEqual(request.form["token"] ?? "", token) else {
             failedLogins.failed(client, now: now)
-            logger.warning("dashboard login with a wrong token", metadata: ["client": "\(client)"])
+            logger.warning("dashboard login refused", metadata: ["client": "\(client)"])
             return Self.loginPage(error: "That is not the token.", status: .unauthorized)
         }
         var response = HTTPResponse.redirect("/")
