@@ -23,7 +23,10 @@ struct DashboardTests {
         try await TestDatabase.withFresh { client, _ in
             let store = PostgresJobStore(client: client, clock: clock)
             let dashboard = Dashboard(
-                store: store, configuration: .init(token: token, schedules: schedules, trustedProxies: trustedProxies, clock: clock ?? SystemClock()),
+                store: store,
+                // A loaded CI machine's first statement can take seconds: the 2 s health bound has its own test.
+                configuration: .init(
+                    token: token, schedules: schedules, trustedProxies: trustedProxies, healthTimeout: .seconds(60), clock: clock ?? SystemClock()),
                 logger: logger)
             return try await withServer({ await dashboard.respond(to: $0) }) { port in try await body(port, store, client) }
         }
