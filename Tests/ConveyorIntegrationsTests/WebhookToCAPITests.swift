@@ -278,6 +278,49 @@ struct WebhookToCAPITests {
         }
     }
 
+    @Test("thirty seconds of 5xx from Meta open the breaker with the default thresholds (20 calls, half failing, in 30 s); slower failures do not")
+    func thirtySecondsOfFailures() async throws {
+        try await Self.withSandbox { sandbox, base in
+            await sandbox.state.addFault(.init(target: "capi", mode: "status", status: 503))
+            let request = UpstreamRequest.json(path: "/v23.0/\(Self.pixel)/events", query: [("access_token", Self.metaToken)], body: Array(#"{"data":[]}"#.utf8))
+            // One failed call every 2 s: 15 in any 30 s window, below the volume: it never opens.
+            let slowClock = ManualClock()
+            let slow = Upstream(Upstream.Settings(name: "meta-slow-failures", baseURL: base, requestTimeout: .seconds(2)), clock: slowClock)
+            for _ in 0..<40 {
+                let response = try await slow.send(request)
+                #expect(response.status == 503)
+                slowClock.advance(by: 2)
+            }
+            #expect(slow.breaker.state == .closed)
+            // One every 1.5 s: the twentieth, at 28.5 s, opens it.
+            let clock = ManualClock()
+            let upstream = Upstream(Upstream.Settings(name: "meta-30s", baseURL: base, requestTimeout: .seconds(2)), clock: clock)
+            #expect(upstream.breaker.configuration == CircuitBreaker.Configuration(), "the defaults")
+            for call in 1...20 {
+                #expect(upstream.breaker.state == .closed, "still closed before call \(call)")
+                let response = try await upstream.send(request)
+                #expect(response.status == 503)
+                if call < 20 { clock.advance(by: 1.5) }
+            }
+            #expect(upstream.breaker.state == .open)
+            let seen = await sandbox.state.capiRequests.count
+            do throws(UpstreamError) {
+                _ = try await upstream.send(request)
+                Issue.record("an open breaker let a call through")
+            } catch {
+                guard case .circuitOpen(_, let until) = error else { Issue.record("\(error)"); return }
+                #expect(until == clock.now().addingTimeInterval(30), "open for the default 30 s cool-down")
+            }
+            #expect(await sandbox.state.capiRequests.count == seen, "no call while open")
+            // Meta recovers; after the cool-down one trial closes it.
+            await sandbox.state.clearFaults()
+            clock.advance(by: 30)
+            let trial = try await upstream.send(request)
+            #expect(trial.status == 400)
+            #expect(upstream.breaker.state == .closed)
+        }
+    }
+
     @Test("5xx answers open the breaker: calls stop, nothing is lost, a trial after the cool-down closes it")
     func breakerOpens() async throws {
         try await Self.withSandbox { sandbox, base in
