@@ -158,6 +158,18 @@ let package = Package(
             dependencies: ["ConveyorCore", "ConveyorHTTPClient", "ConveyorMeta", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Kind `meta.ad_change`: ad, ad set and campaign edits, coalesced and sent as Graph batch calls,
+        // with guardrails, approvals and an audit trail in its own tables (migrations/meta_ads_*.sql).
+        .target(
+            name: "ConveyorKindMetaAds",
+            dependencies: [
+                "ConveyorCore", "ConveyorPostgres", "ConveyorHTTPClient", "ConveyorMeta",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["migrations"],
+            swiftSettings: strict
+        ),
         // Kind `hubspot.deal_event` and its receiver, `POST /hooks/hubspot`.
         .target(
             name: "ConveyorKindHubSpot",
@@ -214,6 +226,7 @@ let package = Package(
                 "ConveyorCallbacks",
                 "ConveyorKindHubSpot",
                 "ConveyorKindMetaCAPI",
+                "ConveyorKindMetaAds",
                 "ConveyorHTTPClient",
                 "ConveyorRedis",
                 "ConveyorIngress",
@@ -298,7 +311,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorIntegrationsTests",
             dependencies: [
-                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorSandbox", "ConveyorWeb",
+                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorKindMetaAds", "ConveyorSandbox", "ConveyorWeb",
                 "ConveyorWorker", "ConveyorTestSupport", "ConveyorCore", "ConveyorPostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

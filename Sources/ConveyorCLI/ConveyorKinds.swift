@@ -2,9 +2,11 @@ import ConveyorBuiltinKinds
 import ConveyorCallbacks
 import ConveyorCore
 import ConveyorKindHubSpot
+import ConveyorKindMetaAds
 import ConveyorKindMetaCAPI
 import ConveyorPostgres
 import ConveyorRedis
+import ConveyorWeb
 import Foundation
 
 /// The job kinds this binary ships, registered once for the worker and the enqueue defaults, and the
@@ -16,7 +18,12 @@ enum ConveyorKinds {
     /// Schedules an embedding executable adds.
     @TaskLocal static var extraSchedules: [Schedule] = []
 
-    static func registry() -> HandlerRegistry {
+    /// The runtime's migrations and the shipped kinds' own (their tables), applied by `conveyor migrate`
+    /// and required by the processes.
+    static var migrator: Migrator { Migrator(migrations: Migrator.embedded.migrations + AdChangeLedger.migrations) }
+
+    /// The kinds; `store` is given by the processes that run jobs (kinds with tables of their own need it).
+    static func registry(store: PostgresJobStore? = nil) -> HandlerRegistry {
         var registry = HandlerRegistry()
         registry.registerBuiltinKinds()
         // A malformed setting stops `conveyor worker` at start (callbackSettings()); other commands only
@@ -26,6 +33,7 @@ enum ConveyorKinds {
         // missing setting named and are retried.
         registry.register(DealEventJob(settings: (try? HubSpotSettings.fromEnvironment()) ?? HubSpotSettings()))
         registry.register(chunk: CAPIEventJob(settings: (try? CAPISettings.fromEnvironment()) ?? CAPISettings()))
+        registry.register(chunk: AdChangeJob(settings: (try? AdChangeSettings.fromEnvironment()) ?? AdChangeSettings(), store: store))
         extra(&registry)
         return registry
     }
@@ -55,6 +63,7 @@ enum ConveyorKinds {
         }
         do {
             _ = try CAPISettings.fromEnvironment()
+            _ = try AdChangeSettings.fromEnvironment()
         } catch {
             throw CommandError.configuration(setting: error.setting, reason: error.reason)
         }
@@ -69,6 +78,11 @@ enum ConveyorKinds {
         }
         let registry = registry()
         return [HubSpotReceiver(store: store, secret: secret, maxAttempts: { registry.defaultMaxAttempts(for: $0) })]
+    }
+
+    /// The dashboard pages of the shipped kinds.
+    static func panels(store: PostgresJobStore) -> [any DashboardPanel] {
+        [AdChangesPanel(ledger: AdChangeLedger(store: store))]
     }
 
     /// The schedules declared in code (overridable with `CONVEYOR_SCHEDULES`). The platform's kinds add

@@ -83,7 +83,7 @@ struct DatabaseOptions: ParsableArguments {
         var missing: [String] = []
         var failure: (any Error)?
         do {
-            if schema { missing = try await Migrator.embedded.missing(on: connection, logger: quiet) }
+            if schema { missing = try await ConveyorKinds.migrator.missing(on: connection, logger: quiet) }
         } catch {
             failure = error
         }
@@ -91,7 +91,7 @@ struct DatabaseOptions: ParsableArguments {
         if let failure {
             throw CommandError.unavailable("DATABASE_URL: PostgreSQL at \(url) failed a query: \(ConveyorStoreError.describe(failure))")
         }
-        if missing.count == Migrator.embedded.migrations.count {
+        if missing.count == ConveyorKinds.migrator.migrations.count {
             throw CommandError.failed("the database at \(url) has no Conveyor schema: run `conveyor migrate` first")
         }
         if let first = missing.first {

@@ -24,7 +24,7 @@ struct MigrateCommand: AsyncParsableCommand {
                 throw CommandError.configuration(setting: migrations == nil ? "CONVEYOR_MIGRATIONS" : "--migrations", reason: "\(error)")
             }
         } else {
-            migrator = .embedded
+            migrator = ConveyorKinds.migrator
         }
         try await database.withClient(logger: logger, checkSchema: false, timeout: false) { client in
             do {

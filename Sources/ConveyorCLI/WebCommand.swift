@@ -51,7 +51,8 @@ struct WebCommand: AsyncParsableCommand {
                 store: PostgresJobStore(client: client),
                 configuration: .init(
                     token: token, registry: registry, schedules: schedules, trustedProxies: trustedProxies,
-                    secureCookies: !loopback && Settings.string(nil, env: "CONVEYOR_WEB_INSECURE_COOKIES") != "1"),
+                    secureCookies: !loopback && Settings.string(nil, env: "CONVEYOR_WEB_INSECURE_COOKIES") != "1",
+                    panels: ConveyorKinds.panels(store: PostgresJobStore(client: client))),
                 logger: logger)
             let server = try await Settings.listen(
                 host: host, port: port, setting: setting, logger: logger,

@@ -82,11 +82,11 @@ struct WorkerCommand: AsyncParsableCommand {
         let redisConfiguration = ingesterCount > 0 ? try redis.configuration(purpose: "the worker ingests from Redis; pass --no-ingest to run without") : nil
         let keys = try redis.keys()
         let logger = Logger(label: "conveyor.worker")
-        let registry = ConveyorKinds.registry()
         if let redisConfiguration { try await RedisOptions.check(redisConfiguration).close() }
         let endpoint = try await metrics.endpoint(logger: logger)
         try await database.withClient(logger: logger) { client in
             let store = PostgresJobStore(client: client)
+            let registry = ConveyorKinds.registry(store: store)
             let worker = Worker(
                 configuration: configuration, store: store, registry: registry,
                 listener: JobNotificationListener(url: url, logger: logger), logger: logger)

@@ -127,6 +127,22 @@ public struct PostgresJobStore: Sendable {
         try await ids(JobRetry.query(target, now: clock.bind))
     }
 
+    /// Makes a waiting job (scheduled, snoozed, backing off) due now and wakes the workers; false when it
+    /// is not waiting. A kind that parks a job until a person decides (an approval) calls it.
+    @discardableResult
+    public func runNow(_ id: UUID) async throws -> Bool {
+        let now = clock.bind
+        let query: PostgresQuery = """
+            WITH due AS (
+                UPDATE conveyor_jobs SET run_at = coalesce(\(now)::timestamptz, now())
+                WHERE id = \(id) AND state = 'available' RETURNING id, queue
+            )
+            SELECT d.id FROM due d
+            WHERE (SELECT count(*) FROM (SELECT pg_notify(\(unescaped: "'\(JobInsertMany.channel)'"), d.queue) FROM due d) n) >= 0
+            """
+        return try await !ids(query).isEmpty
+    }
+
     /// Cancels waiting or dead jobs with `reason`, recording `by` as who did; returns the ids cancelled.
     public func discard(_ target: JobTarget, reason: String, by: String? = nil) async throws -> [UUID] {
         try await ids(JobDiscard.query(target, reason: reason, by: by, now: clock.bind))

@@ -134,11 +134,13 @@ public struct Sandbox: Sendable {
             let data = try JSONEncoder().encode(await sandbox.state.capiRequests)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
+        marketingRoutes(router)
         router.get("/_sandbox/stats") { _, _ in
             let requests = await sandbox.state.capiRequests
             return Self.json([
                 "capi_requests": requests.count, "capi_events_accepted": requests.reduce(0) { $0 + $1.accepted.count },
                 "hubspot_requests": await sandbox.state.hubspotRequests,
+                "graph_calls": await sandbox.state.graphCalls.count, "ad_writes": await sandbox.state.adWrites.count,
             ])
         }
         return router

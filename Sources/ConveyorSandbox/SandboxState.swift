@@ -15,14 +15,23 @@ public actor SandboxState {
         public var regainMinutes: Int?
         public var delayMS: Int?
         public var count: Int?
+        /// For target `graph-timeout` (a batch that timed out part-way): how many of its last operations
+        /// answer `null`, and how many of those Meta applied anyway.
+        public var nulls: Int?
+        public var applied: Int?
 
         enum CodingKeys: String, CodingKey {
-            case target, mode, status, code, count
+            case target, mode, status, code, count, nulls, applied
             case regainMinutes = "regain_minutes"
             case delayMS = "delay_ms"
         }
 
-        public init(target: String, mode: String, status: Int? = nil, code: Int? = nil, regainMinutes: Int? = nil, delayMS: Int? = nil, count: Int? = nil) {
+        public init(
+            target: String, mode: String, status: Int? = nil, code: Int? = nil, regainMinutes: Int? = nil, delayMS: Int? = nil, count: Int? = nil,
+            nulls: Int? = nil, applied: Int? = nil
+        ) {
+            self.nulls = nulls
+            self.applied = applied
             self.target = target
             self.mode = mode
             self.status = status
@@ -56,6 +65,12 @@ public actor SandboxState {
     var faults: [Fault] = []
     public private(set) var capiRequests: [CAPIRequest] = []
     public private(set) var hubspotRequests = 0
+    // The Marketing API (SandboxMarketing.swift).
+    var adAccounts: [String: String] = [:]
+    var adObjects: [String: AdObject] = [:]
+    var budgetWrites: [String: [Date]] = [:]
+    public internal(set) var graphCalls: [GraphCall] = []
+    public internal(set) var adWrites: [AdWrite] = []
 
     public init() {}
 
@@ -67,6 +82,11 @@ public actor SandboxState {
         faults = []
         capiRequests = []
         hubspotRequests = 0
+        adAccounts = [:]
+        adObjects = [:]
+        budgetWrites = [:]
+        graphCalls = []
+        adWrites = []
     }
 
     /// Adds (or replaces) a deal with its properties and associated contacts.

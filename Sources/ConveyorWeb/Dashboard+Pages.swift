@@ -62,6 +62,9 @@ extension Dashboard {
             }
             body += "<h2>Circuit breakers (per worker, open ones first)</h2>" + HTML.table(["Upstream", "State", "Worker", "Since", "Open until"], circuitRows)
         }
+        if !configuration.panels.isEmpty {
+            body += "<h2>Kinds' pages</h2><p>" + configuration.panels.map { "<a href=\"/panels/\(HTML.escape($0.slug))\">\(HTML.escape($0.title))</a>" }.joined(separator: " · ") + "</p>"
+        }
         return .html(HTML.page("Queues", body, flash: flash.flatMap { Self.outcomes[$0] }))
     }
 

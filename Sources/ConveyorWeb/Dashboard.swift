@@ -40,13 +40,16 @@ public struct Dashboard: Sendable {
         public var healthTimeout: Duration
         /// Sessions' expiry and the login lockout read this clock.
         public var clock: any ConveyorClock
+        /// Pages the shipped kinds add (``DashboardPanel``), linked from the queues page. Default none.
+        public var panels: [any DashboardPanel]
 
         /// Creates a configuration.
         public init(
             token: String?, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), pageSize: Int = 50, schedules: [Schedule] = [],
             trustedProxies: Set<String> = [], secureCookies: Bool = false, sessionLifetime: Duration = .seconds(12 * 3600),
-            healthTimeout: Duration = .seconds(2), clock: any ConveyorClock = SystemClock()
+            healthTimeout: Duration = .seconds(2), clock: any ConveyorClock = SystemClock(), panels: [any DashboardPanel] = []
         ) {
+            self.panels = panels
             self.token = token
             self.registry = registry
             self.pageSize = pageSize
@@ -117,7 +120,7 @@ public struct Dashboard: Sendable {
             return .text("actions must come from the dashboard's own pages\n", status: .forbidden)
         }
         do {
-            return try await route(request)
+            return try await route(request, client: clientDescription(request))
         } catch {
             let reason = ConveyorStoreError.describe(error)
             logger.warning("dashboard request failed", metadata: ["path": "\(request.path)", "error": "\(reason)"])
@@ -125,7 +128,7 @@ public struct Dashboard: Sendable {
         }
     }
 
-    private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func route(_ request: HTTPRequest, client: String) async throws -> HTTPResponse {
         let segments = request.segments
         let second = segments.count > 1 ? segments[1] : "", third = segments.count > 2 ? segments[2] : ""
         switch (request.method, segments.count, segments.first ?? "") {
@@ -139,6 +142,8 @@ public struct Dashboard: Sendable {
         case (.GET, 2, "rejected"): return try await rejectedEnvelopePage(second)
         case (.GET, 1, "metrics"): return try await metrics()
         case (.GET, 1, "schedules"): return try await schedulesPage()
+        case (.GET, 2, "panels"): return try await panelPage(second, flash: request.query["done"])
+        case (.POST, 3, "panels"): return try await panelAction(second, third, form: request.form, client: client)
         case (.GET, 2, "api") where second == "queues": return try await apiQueues()
         case (.GET, 2, "api") where second == "limits": return try await apiLimits()
         case (.GET, 2, "api") where second == "circuits": return try await apiCircuits()

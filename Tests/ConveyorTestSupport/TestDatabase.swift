@@ -14,6 +14,18 @@ public enum TestDatabase {
     /// The `migrations/` folder.
     public static var migrationsDirectory: URL { repositoryRoot.appendingPathComponent("migrations") }
 
+    /// The runtime's migrations and every kind's own (`Sources/ConveyorKind*/migrations`), from the files:
+    /// what `conveyor migrate` applies.
+    public static func allMigrations() throws -> Migrator {
+        var migrations = try Migrator(directory: migrationsDirectory).migrations
+        let sources = repositoryRoot.appendingPathComponent("Sources")
+        for target in try FileManager.default.contentsOfDirectory(atPath: sources.path).sorted() where target.hasPrefix("ConveyorKind") {
+            let folder = sources.appendingPathComponent(target).appendingPathComponent("migrations")
+            if FileManager.default.fileExists(atPath: folder.path) { migrations += try Migrator(directory: folder).migrations }
+        }
+        return Migrator(migrations: migrations)
+    }
+
     /// The test server is not configured.
     public struct NotConfigured: Error, CustomStringConvertible {
         public var variable: String
@@ -52,7 +64,7 @@ public enum TestDatabase {
         do {
             let result = try await withClient(url: url) { client in
                 if migrate {
-                    try await Migrator(directory: migrationsDirectory).migrate(client: client, logger: logger)
+                    try await allMigrations().migrate(client: client, logger: logger)
                 }
                 return try await body(client, url)
             }

@@ -17,7 +17,7 @@ struct DashboardTests {
     /// Serves a dashboard on a free loopback port over a fresh database for `body`.
     static func withDashboard<T: Sendable>(
         token: String? = nil, schedules: [Schedule] = [], clock: (any ConveyorClock)? = nil, trustedProxies: Set<String> = [],
-        logger: Logger = TestDatabase.logger,
+        panels: [any DashboardPanel] = [], logger: Logger = TestDatabase.logger,
         _ body: @Sendable (_ port: Int, _ store: PostgresJobStore, _ client: PostgresClient) async throws -> T
     ) async throws -> T {
         try await TestDatabase.withFresh { client, _ in
@@ -26,7 +26,8 @@ struct DashboardTests {
                 store: store,
                 // A loaded CI machine's first statement can take seconds: the 2 s health bound has its own test.
                 configuration: .init(
-                    token: token, schedules: schedules, trustedProxies: trustedProxies, healthTimeout: .seconds(60), clock: clock ?? SystemClock()),
+                    token: token, schedules: schedules, trustedProxies: trustedProxies, healthTimeout: .seconds(60), clock: clock ?? SystemClock(),
+                    panels: panels),
                 logger: logger)
             return try await withServer({ await dashboard.respond(to: $0) }) { port in try await body(port, store, client) }
         }
@@ -131,6 +132,47 @@ struct DashboardTests {
             let proxied = [("Origin", "https://conveyor.example.com"), ("X-Forwarded-Host", "conveyor.example.com")]
             let status = try await TestHTTPClient.send(.POST, port: port, path: "/queues/later/pause", headers: proxied).status
             #expect(status == .forbidden)
+        }
+    }
+
+    /// A kind's page as the dashboard sees one: rows with hostile text and an action.
+    struct TestPanel: DashboardPanel {
+        let done = Recorded<String>()
+        var slug: String { "held-things" }
+        var title: String { "Held things" }
+        func content() async throws -> DashboardPanelContent {
+            DashboardPanelContent(sections: [
+                .init(
+                    title: "Waiting", header: ["Job", "Why"],
+                    rows: [.init(id: "row-1", cells: ["<script>alert(1)</script>", "over & above"], actions: [.init(label: "Approve", action: "approve")], job: UUID())],
+                    empty: "none"),
+                .init(title: "Done", header: ["What"], rows: [], empty: "Nothing done yet."),
+            ])
+        }
+        func perform(action: String, id: String, by: String) async throws -> String {
+            done.append(["\(action) \(id) \(by)"])
+            return "approved \(id)"
+        }
+    }
+
+    @Test("a kind's panel is linked from the queues page, its cells escaped; its actions need the dashboard's own origin and are logged")
+    func panels() async throws {
+        let panel = TestPanel()
+        try await Self.withDashboard(panels: [panel]) { port, _, _ in
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/").body.contains(#"<a href="/panels/held-things">Held things</a>"#))
+            let page = try await TestHTTPClient.send(.GET, port: port, path: "/panels/held-things")
+            #expect(page.status == .ok)
+            #expect(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !page.body.contains("<script>alert"))
+            #expect(page.body.contains("over &amp; above") && page.body.contains("Nothing done yet."))
+            #expect(page.body.contains(#"action="/panels/held-things/approve""#))
+            let forged = try await TestHTTPClient.send(.POST, port: port, path: "/panels/held-things/approve", headers: [("Origin", "https://evil.example")], form: [("id", "row-1")])
+            #expect(forged.status == .forbidden)
+            #expect(panel.done.all.isEmpty)
+            let own = try await TestHTTPClient.send(.POST, port: port, path: "/panels/held-things/approve", headers: [("Origin", "http://127.0.0.1:\(port)")], form: [("id", "row-1")])
+            #expect(own.status == .seeOther && own.headers.first(name: "Location") == "/panels/held-things?done=approved%20row-1")
+            #expect(panel.done.all.count == 1 && panel.done.all[0].hasPrefix("approve row-1 web (127.0.0.1"), "\(panel.done.all)")
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/panels/held-things?done=approved%20row-1").body.contains("approved row-1"))
+            #expect(try await TestHTTPClient.send(.GET, port: port, path: "/panels/nothing").status == .notFound)
         }
     }
 

@@ -90,6 +90,7 @@ try:
         (f"/jobs/{dead}", "Job", "Errors"),
         ("/rejected", "Quarantined envelopes", ""),
         ("/schedules", "Schedules", "conveyor.canary"),
+        ("/panels/ad-changes", "Ad changes", "Waiting for approval"),
     ]
     for path, title, expected in pages:
         load(session, lambda: send("Page.navigate", {"url": base + path}, session))
