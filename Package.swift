@@ -170,6 +170,18 @@ let package = Package(
             exclude: ["migrations"],
             swiftSettings: strict
         ),
+        // Kinds `ml.record_prediction`, `ml.record_outcome`, `ml.retrain_check`, `ml.notify`: the CTR model's
+        // feedback loop, an IRLS logistic regression in Swift, its tables in its own migrations (ml_*.sql).
+        .target(
+            name: "ConveyorKindML",
+            dependencies: [
+                "ConveyorCore", "ConveyorPostgres", "ConveyorHTTPClient",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["migrations"],
+            swiftSettings: strict
+        ),
         // Kind `hubspot.deal_event` and its receiver, `POST /hooks/hubspot`.
         .target(
             name: "ConveyorKindHubSpot",
@@ -227,6 +239,7 @@ let package = Package(
                 "ConveyorKindHubSpot",
                 "ConveyorKindMetaCAPI",
                 "ConveyorKindMetaAds",
+                "ConveyorKindML",
                 "ConveyorHTTPClient",
                 "ConveyorRedis",
                 "ConveyorIngress",
@@ -311,8 +324,8 @@ let package = Package(
         .testTarget(
             name: "ConveyorIntegrationsTests",
             dependencies: [
-                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorKindMetaAds", "ConveyorSandbox", "ConveyorWeb",
-                "ConveyorWorker", "ConveyorTestSupport", "ConveyorCore", "ConveyorPostgres",
+                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorKindMetaAds", "ConveyorKindML", "ConveyorSandbox", "ConveyorWeb",
+                "ConveyorWorker", "ConveyorMaintenance", "ConveyorTestSupport", "ConveyorCore", "ConveyorPostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

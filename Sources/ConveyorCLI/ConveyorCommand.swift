@@ -17,7 +17,7 @@ public struct ConveyorCommand: AsyncParsableCommand {
             """,
         subcommands: [
             MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, JobsCommand.self, QueuesCommand.self, RejectedCommand.self,
-            LimitsCommand.self, AdChangesCommand.self, BenchCommand.self, CronCommand.self, SchedulerCommand.self, SchedulesCommand.self, WebCommand.self,
+            LimitsCommand.self, AdChangesCommand.self, MLCommand.self, BenchCommand.self, CronCommand.self, SchedulerCommand.self, SchedulesCommand.self, WebCommand.self,
         ]
     )
 

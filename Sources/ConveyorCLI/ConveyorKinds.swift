@@ -4,6 +4,7 @@ import ConveyorCore
 import ConveyorKindHubSpot
 import ConveyorKindMetaAds
 import ConveyorKindMetaCAPI
+import ConveyorKindML
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorWeb
@@ -20,7 +21,7 @@ enum ConveyorKinds {
 
     /// The runtime's migrations and the shipped kinds' own (their tables), applied by `conveyor migrate`
     /// and required by the processes.
-    static var migrator: Migrator { Migrator(migrations: Migrator.embedded.migrations + AdChangeLedger.migrations) }
+    static var migrator: Migrator { Migrator(migrations: Migrator.embedded.migrations + AdChangeLedger.migrations + MLStore.migrations) }
 
     /// The kinds; `store` is given by the processes that run jobs (kinds with tables of their own need it).
     static func registry(store: PostgresJobStore? = nil) -> HandlerRegistry {
@@ -34,6 +35,11 @@ enum ConveyorKinds {
         registry.register(DealEventJob(settings: (try? HubSpotSettings.fromEnvironment()) ?? HubSpotSettings()))
         registry.register(chunk: CAPIEventJob(settings: (try? CAPISettings.fromEnvironment()) ?? CAPISettings()))
         registry.register(chunk: AdChangeJob(settings: (try? AdChangeSettings.fromEnvironment()) ?? AdChangeSettings(), store: store))
+        let ml = (try? MLSettings.fromEnvironment()) ?? MLSettings()
+        registry.register(chunk: RecordPredictionJob(store: store))
+        registry.register(chunk: RecordOutcomeJob(store: store))
+        registry.register(RetrainCheckJob(settings: ml, store: store))
+        registry.register(NotifyJob(settings: ml))
         extra(&registry)
         return registry
     }
@@ -67,6 +73,11 @@ enum ConveyorKinds {
         } catch {
             throw CommandError.configuration(setting: error.setting, reason: error.reason)
         }
+        do {
+            _ = try MLSettings.fromEnvironment()
+        } catch {
+            throw CommandError.configuration(setting: error.setting, reason: error.reason)
+        }
     }
 
     /// The hooks `conveyor web` serves on its hooks address: HubSpot's, keyed by `HUBSPOT_CLIENT_SECRET`.
@@ -82,13 +93,15 @@ enum ConveyorKinds {
 
     /// The dashboard pages of the shipped kinds.
     static func panels(store: PostgresJobStore) -> [any DashboardPanel] {
-        [AdChangesPanel(ledger: AdChangeLedger(store: store))]
+        [AdChangesPanel(ledger: AdChangeLedger(store: store)), RetrainingPanel(store: MLStore(store: store))]
     }
 
     /// The schedules declared in code (overridable with `CONVEYOR_SCHEDULES`). The platform's kinds add
     /// theirs here (the retraining check: daily at 02:00 UTC).
     static func schedules() -> [Schedule] {
         extraSchedules + [
+            // The CTR model's daily accuracy check (README "The retraining loop").
+            RetrainCheckJob.schedule,
             // A canary through the whole pipeline: if its jobs stop completing every five minutes,
             // something between the scheduler and the workers is broken.
             try! Schedule(name: "conveyor.canary", cron: "*/5 * * * *", kind: "conveyor.noop", args: #"{"canary":true}"#),

@@ -193,6 +193,7 @@ struct AccountRun {
         _ item: AdChangePlan.Pending, currency: String, current: [String: String]?, approval: String?, budgetTimes: [Date], counted: inout [String: Int]
     ) async throws -> ChunkResult? {
         let change = item.change
+        if approval == "rejected" { return .outcome(.cancel(reason: "the budget change was rejected for being over the guardrail")) }
         if current == nil { return .permanent("Meta has no \(change.objectType.rawValue) \(change.objectID) in \(account) (or the token cannot see it)") }
         if change.field.isMoney, let minor = Int64(change.value), let given = change.currency {
             if given != currency {

@@ -61,13 +61,7 @@ public enum GraphBatch {
 
     /// `application/x-www-form-urlencoded`, spaces as `%20` (both are accepted; this one is unambiguous).
     public static func formEncode(_ fields: [(String, String)]) -> String {
-        fields.map { "\(escape($0.0))=\(escape($0.1))" }.joined(separator: "&")
-    }
-
-    static func escape(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+        fields.map { "\(Upstream.formEncode($0.0))=\(Upstream.formEncode($0.1))" }.joined(separator: "&")
     }
 
     /// The per-operation results of a batch answer, or nil when it is not an array of `count` items

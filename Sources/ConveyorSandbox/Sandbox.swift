@@ -24,9 +24,16 @@ public struct Sandbox: Sendable {
     public let tokens: Tokens
     let now: @Sendable () -> Date
 
-    public init(state: SandboxState = SandboxState(), tokens: Tokens = Tokens(), now: @escaping @Sendable () -> Date = { Date() }) {
+    /// How long each Graph call (reads, batches, single updates) takes before it is answered: none by
+    /// default; `ops/measure/ad-changes.sh` sets one so calls cost what a network round trip costs.
+    public let graphLatency: Duration
+
+    public init(
+        state: SandboxState = SandboxState(), tokens: Tokens = Tokens(), graphLatency: Duration = .zero, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.state = state
         self.tokens = tokens
+        self.graphLatency = graphLatency
         self.now = now
     }
 

@@ -61,6 +61,8 @@ extension SandboxState {
 
     func recordGraph(_ call: GraphCall) { graphCalls.append(call) }
 
+    func recordSlack(_ text: String) { slackMessages.append(text) }
+
     func currency(of account: String) -> String? { adAccounts[account] }
 
     /// Applies `fields` to object `id` as Meta would, or returns Meta's error object for the item (as JSON text).
@@ -128,6 +130,24 @@ extension Sandbox {
         // The same parameter name as the Conversions API's `/:version/:pixel/events`, as the router requires.
         router.get("/:version/:pixel") { request, context in
             try await sandbox.readOne(request, id: context.parameters.get("pixel") ?? "")
+        }
+        // One object's update, the way a caller without batching makes it: POST /{version}/{id} with form fields.
+        router.post("/:version/:pixel") { request, context in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            return try await sandbox.updateOne(request, id: context.parameters.get("pixel") ?? "", form: Self.formFields(String(buffer: body)))
+        }
+        // A Slack incoming webhook (`POST /services/T…/B…/token` with `{"text": …}`): answers `ok`, as Slack does.
+        router.post("/services/:team/:channel/:token") { request, _ in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let text = object["text"] as? String, !text.isEmpty else {
+                return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "invalid_payload")))
+            }
+            await sandbox.state.recordSlack(text)
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+        }
+        router.get("/_sandbox/slack") { _, _ in
+            let data = try JSONEncoder().encode(await sandbox.state.slackMessages)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
         // Control.
         router.post("/_sandbox/marketing/accounts") { request, _ in
@@ -197,6 +217,7 @@ extension Sandbox {
     }
 
     func readOne(_ request: Request, id: String) async throws -> Response {
+        if graphLatency > .zero { try await Task.sleep(for: graphLatency) }
         guard authorized(request) else { return Self.graphError(code: 190, message: "Invalid OAuth access token - Cannot parse access token", status: .badRequest) }
         if let fault = await state.takeFault("graph"), let response = await Self.inject(fault, graph: true) {
             await state.recordGraph(.init(method: "GET", what: id, operations: 1, status: Int(response.status.code), maxAdSetsPerCampaign: 0))
@@ -222,8 +243,27 @@ extension Sandbox {
         return response
     }
 
+    func updateOne(_ request: Request, id: String, form: [String: String]) async throws -> Response {
+        if graphLatency > .zero { try await Task.sleep(for: graphLatency) }
+        guard authorized(request, form: form) else { return Self.graphError(code: 190, message: "Invalid OAuth access token - Cannot parse access token", status: .badRequest) }
+        let fields = form.filter { !["access_token", "appsecret_proof"].contains($0.key) }.sorted { $0.key < $1.key }
+        if let fault = await state.takeFault("graph"), let response = await Self.inject(fault, graph: true) {
+            await state.recordGraph(.init(method: "POST", what: id, operations: 1, status: Int(response.status.code), maxAdSetsPerCampaign: 0))
+            return response
+        }
+        if let error = await state.write(id, fields: fields.map { ($0.key, $0.value) }, now: now()) {
+            await state.recordGraph(.init(method: "POST", what: id, operations: 1, status: 400, maxAdSetsPerCampaign: 0))
+            return Response(status: .badRequest, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: error)))
+        }
+        await state.recordGraph(.init(method: "POST", what: id, operations: 1, status: 200, maxAdSetsPerCampaign: 0))
+        var response = Self.json(["success": true])
+        Self.usageHeaders(&response, account: await state.adObject(id)?.account)
+        return response
+    }
+
     /// `GET /{version}/?ids=1,2&fields=…`: one object per id; one unknown id fails the call (#803).
     func readMany(_ request: Request) async throws -> Response {
+        if graphLatency > .zero { try await Task.sleep(for: graphLatency) }
         guard authorized(request) else { return Self.graphError(code: 190, message: "Invalid OAuth access token - Cannot parse access token", status: .badRequest) }
         let ids = (request.uri.queryParameters["ids"].map(String.init) ?? "").split(separator: ",").map(String.init)
         if let fault = await state.takeFault("graph"), let response = await Self.inject(fault, graph: true) {
@@ -253,6 +293,7 @@ extension Sandbox {
     /// A batch call, with Meta's rules: at most 50 operations, no two ad sets of one campaign, answers
     /// in order as `{code, body}` (body a JSON string), `null` for what a timed-out batch did not finish.
     func batch(_ request: Request, form: [String: String]) async throws -> Response {
+        if graphLatency > .zero { try await Task.sleep(for: graphLatency) }
         guard authorized(request, form: form) else {
             return Self.graphError(code: 190, message: "Invalid OAuth access token - Cannot parse access token", status: .badRequest)
         }

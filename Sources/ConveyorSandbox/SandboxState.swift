@@ -71,6 +71,8 @@ public actor SandboxState {
     var budgetWrites: [String: [Date]] = [:]
     public internal(set) var graphCalls: [GraphCall] = []
     public internal(set) var adWrites: [AdWrite] = []
+    /// Messages posted to the Slack incoming webhook (`/services/…`).
+    public internal(set) var slackMessages: [String] = []
 
     public init() {}
 
@@ -87,6 +89,7 @@ public actor SandboxState {
         budgetWrites = [:]
         graphCalls = []
         adWrites = []
+        slackMessages = []
     }
 
     /// Adds (or replaces) a deal with its properties and associated contacts.
