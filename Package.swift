@@ -38,6 +38,8 @@ let package = Package(
         // The hooks listener of `conveyor web` and the sandbox; no traits (swift-configuration is not used).
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // ffmpeg and ffprobe for video.render, spawned without blocking the cooperative pool.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
     ],
     targets: [
         // Pure types: job record, state machine, retry policy, handler protocols. No I/O.
@@ -182,6 +184,16 @@ let package = Package(
             exclude: ["migrations"],
             swiftSettings: strict
         ),
+        // Kind `video.render`: ffmpeg renders under a watchdog, durable progress, cancel, crash safety.
+        .target(
+            name: "ConveyorKindVideo",
+            dependencies: [
+                "ConveyorCore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Kind `hubspot.deal_event` and its receiver, `POST /hooks/hubspot`.
         .target(
             name: "ConveyorKindHubSpot",
@@ -240,6 +252,7 @@ let package = Package(
                 "ConveyorKindMetaCAPI",
                 "ConveyorKindMetaAds",
                 "ConveyorKindML",
+                "ConveyorKindVideo",
                 "ConveyorHTTPClient",
                 "ConveyorRedis",
                 "ConveyorIngress",
@@ -324,7 +337,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorIntegrationsTests",
             dependencies: [
-                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorKindMetaAds", "ConveyorKindML", "ConveyorSandbox", "ConveyorWeb",
+                "ConveyorHTTPClient", "ConveyorMeta", "ConveyorKindHubSpot", "ConveyorKindMetaCAPI", "ConveyorKindMetaAds", "ConveyorKindML", "ConveyorKindVideo", "ConveyorSandbox", "ConveyorWeb",
                 "ConveyorWorker", "ConveyorMaintenance", "ConveyorTestSupport", "ConveyorCore", "ConveyorPostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

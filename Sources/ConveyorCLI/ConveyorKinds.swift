@@ -5,6 +5,7 @@ import ConveyorKindHubSpot
 import ConveyorKindMetaAds
 import ConveyorKindMetaCAPI
 import ConveyorKindML
+import ConveyorKindVideo
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorWeb
@@ -40,6 +41,7 @@ enum ConveyorKinds {
         registry.register(chunk: RecordOutcomeJob(store: store))
         registry.register(RetrainCheckJob(settings: ml, store: store))
         registry.register(NotifyJob(settings: ml))
+        registry.register(VideoRenderJob(settings: (try? VideoSettings.fromEnvironment()) ?? VideoSettings()))
         extra(&registry)
         return registry
     }
@@ -75,6 +77,11 @@ enum ConveyorKinds {
         }
         do {
             _ = try MLSettings.fromEnvironment()
+        } catch {
+            throw CommandError.configuration(setting: error.setting, reason: error.reason)
+        }
+        do {
+            _ = try VideoSettings.fromEnvironment()
         } catch {
             throw CommandError.configuration(setting: error.setting, reason: error.reason)
         }

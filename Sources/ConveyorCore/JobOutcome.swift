@@ -56,12 +56,16 @@ public enum JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// any worker, and this job waits with them without spending the attempt. Without any key, the job
     /// alone waits until then (a snooze).
     case throttled(key: String?, until: Date, String)
+    /// The handler gave up on a deadline of its own (a per-job timeout): recorded as a `timeout`
+    /// failure, retried per the policy like one.
+    case timedOut(String)
 
     public var description: String {
         switch self {
         case .permanent(let message): message
         case .retryAfter(_, let message): message
         case .throttled(_, _, let message): message
+        case .timedOut(let message): message
         }
     }
 }

@@ -20,6 +20,8 @@ public enum AttemptResult: Sendable, Equatable {
             self = .failed(message: message, kind: .retryAfter, retryAfter: delay)
         case JobFailure.throttled(let key, let until, let message):
             self = .throttled(key: key, until: until, message: message)
+        case JobFailure.timedOut(let message):
+            self = .failed(message: message, kind: .timeout)
         default:
             self = .failed(message: AttemptResult.describe(error), kind: .error)
         }

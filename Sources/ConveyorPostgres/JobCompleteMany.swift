@@ -12,6 +12,8 @@ enum JobCompleteMany {
             UPDATE conveyor_jobs AS j
             SET state = \(unescaped: JobState.completed.sql),
                 finished_at = coalesce(\(now)::timestamptz, now()),
+                -- A job that reported progress is all done now, whatever its last report said.
+                progress = CASE WHEN j.progress IS NULL THEN NULL ELSE 1 END,
                 locked_by = NULL,
                 lease_expires_at = NULL
             FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[]) AS r(id, attempt)

@@ -96,6 +96,7 @@ enum JobResolveMany {
                         'kind', r.error_kind)) END,
                 cancel_reason = coalesce(NULLIF(r.reason, ''), j.cancel_reason),
                 result = coalesce(NULLIF(r.result, '')::jsonb, j.result),
+                progress = CASE WHEN r.state = 'completed' AND j.progress IS NOT NULL THEN 1 ELSE j.progress END,
                 locked_by = NULL,
                 lease_expires_at = NULL
             FROM UNNEST(\(ids)::uuid[], \(attempts)::int8[], \(states)::text[], \(requeue)::bool[],

@@ -89,10 +89,12 @@ extension Dashboard {
             [
                 "<a href=\"/jobs/\(job.id.uuidString.lowercased())\"><code>\(job.id.uuidString.lowercased())</code></a>",
                 "<span class=\"state-\(job.state.rawValue)\">\(job.state.rawValue)</span>", HTML.escape(job.kind), HTML.escape(job.queue),
-                "\(job.attempt)/\(job.maxAttempts)", HTML.time(job.runAt), HTML.escape(job.errors.last.map { String($0.message.prefix(160)) } ?? ""),
+                "\(job.attempt)/\(job.maxAttempts)", HTML.time(job.runAt),
+                job.progress.map { job.state == .running ? "\(HTML.progressBar($0.fraction)) \(Int(($0.fraction * 100).rounded())) %" : "\(Int(($0.fraction * 100).rounded())) %" } ?? "",
+                HTML.escape(job.errors.last.map { String($0.message.prefix(160)) } ?? ""),
             ]
         }
-        body += jobs.isEmpty ? "<p>No jobs match.</p>" : HTML.table(["Id", "State", "Kind", "Queue", "Attempt", "Run at", "Last error"], rows)
+        body += jobs.isEmpty ? "<p>No jobs match.</p>" : HTML.table(["Id", "State", "Kind", "Queue", "Attempt", "Run at", "Progress", "Last error"], rows)
         if jobs.count == configuration.pageSize, let last = jobs.last {
             body += "<p><a href=\"\(HTML.href("/jobs", [("state", state?.rawValue), ("kind", kind), ("queue", queue), ("before", "\(last.seq)")]))\">Older →</a></p>"
         }
@@ -112,7 +114,7 @@ extension Dashboard {
             ("Worker", HTML.escape(job.lockedBy ?? "–")), ("Lease until", HTML.time(job.leaseExpiresAt)),
             ("Unique key", HTML.escape(job.uniqueKey ?? "–")), ("Limit key", HTML.escape(job.limitKey ?? "–")),
             ("Callback", HTML.escape(job.callbackURL ?? job.replyTo.map { "Redis list \($0)" } ?? "–")), ("Tags", HTML.escape(job.tags.joined(separator: ", "))),
-            ("Progress", job.progress.map { "\(Int(($0.fraction * 100).rounded())) % \(HTML.escape($0.note)) (\(HTML.time(job.progressAt)))" } ?? "–"),
+            ("Progress", job.progress.map { "\(HTML.progressBar($0.fraction)) \(Int(($0.fraction * 100).rounded())) % \(HTML.escape($0.note)) (\(HTML.time(job.progressAt)))" } ?? "–"),
             ("Cancelled", job.cancelReason.map { "\(HTML.escape($0)) (by \(HTML.escape(job.cancelledBy ?? "?")))" } ?? "–"),
         ]
         var actions: [String] = []

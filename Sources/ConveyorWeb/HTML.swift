@@ -34,6 +34,12 @@ enum HTML {
         return escape(pairs.isEmpty ? path : path + "?" + pairs.joined(separator: "&"))
     }
 
+    /// A `<progress>` bar for a fraction from 0 to 1.
+    static func progressBar(_ fraction: Double) -> String {
+        let value = min(max(fraction.isFinite ? fraction : 0, 0), 1)
+        return "<progress max=\"1\" value=\"\(String(format: "%.3f", value))\">\(Int((value * 100).rounded())) %</progress>"
+    }
+
     static func time(_ date: Date?) -> String {
         date.map { escape(RFC3339.format($0)) } ?? "–"
     }
