@@ -40,7 +40,7 @@ struct FFmpegCommand: Sendable, Equatable {
         for (index, overlay) in spec.overlays.enumerated() {
             let file = textFolder.appendingPathComponent(".\(tag).overlay\(index).txt")
             textFiles.append((file, overlay.text))
-            var drawtext = "drawtext=textfile=\(escapeFilterValue(file.path)):x=\(overlay.x):y=\(overlay.y):fontsize=\(overlay.size):fontcolor=\(overlay.color)"
+            var drawtext = "drawtext=textfile=\(escapeFilterValue(file.path)):expansion=none:x=\(overlay.x):y=\(overlay.y):fontsize=\(overlay.size):fontcolor=\(overlay.color)"
             if overlay.start != nil || overlay.end != nil {
                 drawtext += ":enable='between(t,\(format(overlay.start ?? 0)),\(format(overlay.end ?? 1e9)))'"
             }

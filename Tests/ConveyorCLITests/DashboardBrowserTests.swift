@@ -20,7 +20,7 @@ struct DashboardBrowserTests {
             let result = try await ConveyorProcess.tool(
                 ["python3", script, "http://127.0.0.1:\(port)", id.uuidString.lowercased()], environment: ConveyorProcess.environment([:]))
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-            #expect(result.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("ok ") }.count == 8, "\(result.stdout)")
+            #expect(result.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("ok ") }.count == 9, "\(result.stdout)")
             #expect(try await store.require(id).state == .available, "the Retry button worked")
             web.signal(SIGTERM)
             #expect(await web.exitStatus() == 0)

@@ -69,7 +69,11 @@ struct VideoRenderProcessTests {
             defer { try? FileManager.default.removeItem(at: root) }
             let store = PostgresJobStore(client: client)
             let worker = try await Self.worker(url, root, id: "w0")
-            let id = try await store.insert([Self.render("renders/clip.mp4", seconds: 3, size: (1280, 720), preset: "veryslow")]).inserted[0]
+            let id = try await store.insert([
+                Self.render(
+                    "renders/clip.mp4", seconds: 3, size: (1280, 720), preset: "veryslow",
+                    extra: #","overlays":[{"text":"It's 50% off: [today]","x":40,"y":40,"size":48,"start":0,"end":2}]"#)
+            ]).inserted[0]
             let samples = Recorded<Double>()
             try await eventually("the render finished", timeout: .seconds(120)) {
                 if let value = try await Self.progress(client, id), samples.all.last != value { samples.append([value]) }

@@ -22,14 +22,14 @@ struct AdChangeTests {
             linger: .milliseconds(500), retry: RetryPolicy(maxAttempts: 5, backoff: { _, _ in .milliseconds(50) }))
     }
 
-    static func worker(_ store: PostgresJobStore, _ job: AdChangeJob) -> Worker {
+    static func worker(_ store: PostgresJobStore, _ job: AdChangeJob, logger: Logger = TestDatabase.logger) -> Worker {
         var registry = HandlerRegistry()
         registry.register(chunk: job)
         return Worker(
             configuration: Worker.Configuration(
                 queues: QueueConfiguration(queues: [.init(name: "default", concurrency: 1000)]), pollInterval: .milliseconds(50), gracePeriod: .seconds(5),
                 completionLinger: .milliseconds(2)),
-            store: store, registry: registry, logger: TestDatabase.logger)
+            store: store, registry: registry, logger: logger)
     }
 
     /// `campaigns` campaigns of `perCampaign` ad sets each in `account`, every ad set ACTIVE at 100.00 a day.
@@ -182,8 +182,9 @@ struct AdChangeTests {
         }
     }
 
-    @Test("a throttled ad account pauses its key until Meta's estimate, spends no attempt, and sends once resumed")
+    @Test("a throttled ad account pauses its key until Meta's estimate, spends no attempt, and sends once resumed; the token reaches no log line or row")
     func throttledAccount() async throws {
+        let logs = LogMessages()
         try await TestDatabase.withFresh { client, _ in
             try await Self.migrate(client)
             let store = PostgresJobStore(client: client)
@@ -192,7 +193,8 @@ struct AdChangeTests {
                 await sandbox.state.addFault(.init(target: "graph-batch", mode: "throttle", code: 80004, regainMinutes: 9, count: 1))
                 let ids = try await store.insert(adsets.map { Self.change($0, #"{"status":"PAUSED"}"#, at: Date()) }).inserted
                 let job = AdChangeJob(settings: Self.settings(base: base), store: store)
-                try await withRunningServices([Self.worker(store, job), Self.worker(store, job)], logger: TestDatabase.logger) { _ in
+                let workers = [Self.worker(store, job, logger: logs.logger(withMetadata: true)), Self.worker(store, job, logger: logs.logger(withMetadata: true))]
+                try await withRunningServices(workers, logger: TestDatabase.logger) { _ in
                     try await eventually("the account paused") { try await !store.keyPauses().isEmpty }
                     let pause = try #require(try await store.keyPauses().first)
                     #expect(pause.key == AdChange.limitKey("act_1"))
@@ -210,6 +212,9 @@ struct AdChangeTests {
                 }
                 for id in ids { #expect(try await store.require(id).errors.isEmpty, "a throttle is no failure") }
                 for adset in adsets { #expect(await sandbox.state.adObject(adset.adset)?.fields["status"] == "PAUSED") }
+                #expect(!logs.all.isEmpty && !logs.all.contains { $0.contains(Self.token) }, "the token reached a log line")
+                #expect(try await TestDatabase.count(client, "SELECT count(*) FROM conveyor_jobs WHERE errors::text LIKE '%\(Self.token)%' OR result::text LIKE '%\(Self.token)%' OR args::text LIKE '%\(Self.token)%'") == 0)
+                #expect(try await TestDatabase.count(client, "SELECT count(*) FROM conveyor_key_pauses WHERE reason LIKE '%\(Self.token)%'") == 0)
             }
         }
     }

@@ -91,6 +91,7 @@ try:
         ("/rejected", "Quarantined envelopes", ""),
         ("/schedules", "Schedules", "conveyor.canary"),
         ("/panels/ad-changes", "Ad changes", "Waiting for approval"),
+        ("/panels/retraining", "CTR retraining", "Checks"),
     ]
     for path, title, expected in pages:
         load(session, lambda: send("Page.navigate", {"url": base + path}, session))
