@@ -66,21 +66,9 @@ enum ConveyorKinds {
     static func checkIntegrationSettings() throws {
         do {
             _ = try HubSpotSettings.fromEnvironment()
-        } catch {
-            throw CommandError.configuration(setting: error.setting, reason: error.reason)
-        }
-        do {
             _ = try CAPISettings.fromEnvironment()
             _ = try AdChangeSettings.fromEnvironment()
-        } catch {
-            throw CommandError.configuration(setting: error.setting, reason: error.reason)
-        }
-        do {
             _ = try MLSettings.fromEnvironment()
-        } catch {
-            throw CommandError.configuration(setting: error.setting, reason: error.reason)
-        }
-        do {
             _ = try VideoSettings.fromEnvironment()
         } catch {
             throw CommandError.configuration(setting: error.setting, reason: error.reason)

@@ -85,11 +85,6 @@ public struct JobContext: Sendable {
         self.reportProgress = progress
     }
 
-    /// Records how far the attempt got: `fraction` from 0 to 1 (clamped; NaN is ignored) and a short
-    /// note (at most ``JobProgress/maxNoteBytes``). Call it as often as is convenient: the worker keeps
-    /// the latest and writes it with the next lease renewal, at most about once a second per job, so
-    /// it costs no statement of its own. It is kept on the job's row, shown by `conveyor jobs show`, the
-    /// dashboard and `/api/jobs/ID`, and survives a restart; a retry shows it until it reports anew.
     /// Inserts follow-up jobs (validated, in one statement) and returns the ids inserted; a job whose
     /// id exists already is dropped, so derive ids from what the jobs are about and a repeated attempt
     /// adds nothing. Throws when the database refuses (the attempt fails and is retried).
@@ -99,6 +94,12 @@ public struct JobContext: Sendable {
         return try await enqueuer.enqueue(jobs)
     }
 
+    /// Records how far the attempt got: `fraction` from 0 to 1 (clamped; NaN is ignored) and a short
+    /// note (at most ``JobProgress/maxNoteBytes``). Call it as often as is convenient: the worker keeps
+    /// the latest and writes it with the next lease renewal, at most about once a second per job, so
+    /// it costs no statement of its own. It is kept on the job's row, shown by `conveyor jobs show`, the
+    /// dashboard and `/api/jobs/ID`, and survives a restart; a retry shows it until it reports anew. A
+    /// job that completes after reporting progress reads 1.
     public func progress(_ fraction: Double, _ note: String = "") {
         guard !fraction.isNaN else { return }
         reportProgress?(JobProgress(fraction: min(max(fraction, 0), 1), note: note))

@@ -199,16 +199,8 @@ public struct HubSpotSettings: Sendable {
         Upstream.Settings(name: "hubspot", baseURL: apiBaseURL, connectTimeout: .seconds(2), requestTimeout: timeout, maxResponseBytes: 4 << 20)
     }
 
-    public struct Invalid: Error, Sendable, CustomStringConvertible {
-        public var setting: String
-        public var reason: String
-        public var description: String { "\(setting): \(reason)" }
-
-        public init(setting: String, reason: String) {
-            self.setting = setting
-            self.reason = reason
-        }
-    }
+    /// A setting that cannot be used, named.
+    public typealias Invalid = SettingError
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> HubSpotSettings {
         func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }

@@ -37,11 +37,8 @@ public struct MLSettings: Sendable, Equatable {
     }
 
     /// A setting that cannot be used, named.
-    public struct Invalid: Error, Sendable, CustomStringConvertible {
-        public var setting: String
-        public var reason: String
-        public var description: String { "\(setting): \(reason)" }
-    }
+    /// A setting that cannot be used, named.
+    public typealias Invalid = SettingError
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> MLSettings {
         var settings = MLSettings()

@@ -31,11 +31,8 @@ public struct VideoSettings: Sendable, Equatable {
         self.clusterLimit = clusterLimit
     }
 
-    public struct Invalid: Error, Sendable, CustomStringConvertible {
-        public var setting: String
-        public var reason: String
-        public var description: String { "\(setting): \(reason)" }
-    }
+    /// A setting that cannot be used, named.
+    public typealias Invalid = SettingError
 
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> VideoSettings {
         var settings = VideoSettings()

@@ -1,3 +1,4 @@
+public import ConveyorCore
 public import ConveyorHTTPClient
 public import Foundation
 
@@ -32,16 +33,7 @@ public struct MetaSettings: Sendable, Equatable {
     }
 
     /// A setting that cannot be used, named.
-    public struct Invalid: Error, Sendable, CustomStringConvertible {
-        public var setting: String
-        public var reason: String
-        public var description: String { "\(setting): \(reason)" }
-
-        public init(setting: String, reason: String) {
-            self.setting = setting
-            self.reason = reason
-        }
-    }
+    public typealias Invalid = SettingError
 
     /// Reads the settings; a malformed one throws, naming it.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> MetaSettings {

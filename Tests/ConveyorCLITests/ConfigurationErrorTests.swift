@@ -18,6 +18,23 @@ struct ConfigurationErrorTests {
         #expect(oneLine(result) == "conveyor: DATABASE_URL: is not set; expected postgres://user:password@host:port/database")
     }
 
+    @Test("a kind's malformed setting stops the worker with one line naming it", arguments: [
+        ("META_API_VERSION", "23", "conveyor: META_API_VERSION: must look like v23.0, got 23"),
+        ("META_ADS_GUARDRAILS", #"{"act_1": {"max_budget_change": "half"}}"#, "conveyor: META_ADS_GUARDRAILS: act_1.max_budget_change is not a guardrail or has the wrong type"),
+        ("META_ADS_DRY_RUN", "perhaps", "conveyor: META_ADS_DRY_RUN: must be true or false, got perhaps"),
+        ("ML_MAE_THRESHOLD", "two", "conveyor: ML_MAE_THRESHOLD: must be a number in"),
+        ("ML_RETRAIN_NOTIFY_URL", "hooks.slack.com/services/T/B/secret", "conveyor: ML_RETRAIN_NOTIFY_URL: must be an http(s) URL"),
+        ("CONVEYOR_MEDIA_ROOT", "/nonexistent/media", "conveyor: CONVEYOR_MEDIA_ROOT: /nonexistent/media is not a directory"),
+        ("VIDEO_RENDER_CONCURRENCY", "0", "conveyor: VIDEO_RENDER_CONCURRENCY: must be 1–1000, got 0"),
+    ])
+    func kindSettings(variable: String, value: String, line: String) async throws {
+        let result = try await ConveyorProcess.run(["worker", "--no-ingest"], environment: ["DATABASE_URL": "postgres://u@127.0.0.1:1/db", variable: value])
+        #expect(result.status == 78)
+        let shown = oneLine(result)
+        #expect(shown.hasPrefix(line), "\(result.stderr)")
+        #expect(!shown.contains("secret"), "a webhook URL is a secret")
+    }
+
     @Test("a switch that is neither on nor off is named")
     func badSwitch() async throws {
         let result = try await ConveyorProcess.run(["worker"], environment: ["CONVEYOR_DIRECT_START": "maybe"])
