@@ -95,6 +95,37 @@ struct VideoRenderProcessTests {
         }
     }
 
+    @Test("two clips (a file cut by start and duration, a generated one) and an audio track become one output with both streams, the length of the clips")
+    func clipsAndAudio() async throws {
+        try await TestDatabase.withFresh { client, url in
+            let root = try Self.mediaRoot()
+            defer { try? FileManager.default.removeItem(at: root) }
+            try FileManager.default.createDirectory(at: root.appendingPathComponent("clips"), withIntermediateDirectories: true)
+            // The inputs, made by ffmpeg itself: a 4 s clip at another size, a 10 s tone.
+            let made = try await ConveyorProcess.tool(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "smptebars=duration=4:size=640x480:rate=25", "-c:v", "libx264",
+                 root.appendingPathComponent("clips/bars.mp4").path], environment: ["PATH": "/usr/bin:/bin"])
+            let tone = try await ConveyorProcess.tool(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=10", "-c:a", "aac",
+                 root.appendingPathComponent("clips/tone.m4a").path], environment: ["PATH": "/usr/bin:/bin"])
+            #expect(made.status == 0 && tone.status == 0, "\(made.stderr)\(tone.stderr)")
+            let store = PostgresJobStore(client: client)
+            let worker = try await Self.worker(url, root, id: "w0")
+            let id = try await store.insert([
+                NewJob(
+                    kind: "video.render",
+                    args: #"{"inputs":[{"path":"clips/bars.mp4","start":1},{"generate":"color","duration":2}],"output":{"path":"renders/joined.mkv"},"size":{"width":320,"height":240},"fps":25,"audio":{"path":"clips/tone.m4a","codec":"aac"}}"#)
+            ]).inserted[0]
+            try await eventually("rendered", timeout: .seconds(60)) { try await store.require(id).state == .completed }
+            let result = try #require(try await store.require(id).result)
+            #expect(result.contains(#""audio_codec": "aac""#) && result.contains(#""width": 320"#), "\(result)")
+            let probed = try await Self.probe(root.appendingPathComponent("renders/joined.mkv"))
+            #expect(probed.contains("codec_name=aac") && probed.contains("codec_name=h264") && probed.contains("duration=5.0"), "3 s of bars and 2 s of colour: \(probed)")
+            worker.signal(SIGTERM)
+            #expect(await worker.exitStatus() == 0)
+        }
+    }
+
     @Test("a 120-second slow render is cancelled mid-way: the job ends cancelled, no file and no ffmpeg stay")
     func cancelStopsRender() async throws {
         try await TestDatabase.withFresh { client, url in
