@@ -93,13 +93,13 @@ enum ConveyorKinds {
 
     /// The schedules declared in code (overridable with `CONVEYOR_SCHEDULES`). The platform's kinds add
     /// theirs here (the retraining check: daily at 02:00 UTC).
-    static func schedules() -> [Schedule] {
-        extraSchedules + [
+    static func schedules() throws -> [Schedule] {
+        try extraSchedules + [
             // The CTR model's daily accuracy check (README "The retraining loop").
-            RetrainCheckJob.schedule,
+            RetrainCheckJob.schedule(),
             // A canary through the whole pipeline: if its jobs stop completing every five minutes,
             // something between the scheduler and the workers is broken.
-            try! Schedule(name: "conveyor.canary", cron: "*/5 * * * *", kind: "conveyor.noop", args: #"{"canary":true}"#),
+            Schedule(name: "conveyor.canary", cron: "*/5 * * * *", kind: "conveyor.noop", args: #"{"canary":true}"#),
         ]
     }
 }

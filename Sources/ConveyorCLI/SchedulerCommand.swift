@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// The schedules in effect: declared in code, overridden by `CONVEYOR_SCHEDULES`.
 enum ScheduleSettings {
     static func schedules() throws -> [Schedule] {
-        let declared = ConveyorKinds.schedules()
+        let declared = try ConveyorKinds.schedules()
         guard let overrides = Settings.string(nil, env: "CONVEYOR_SCHEDULES") else { return declared }
         do {
             return try Schedule.applying(overrides: overrides, to: declared)

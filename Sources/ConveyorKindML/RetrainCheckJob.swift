@@ -82,7 +82,10 @@ public struct MLSettings: Sendable, Equatable {
 public struct RetrainCheckJob: JobHandler {
     public typealias Args = JSONValue
     public static let kind = "ml.retrain_check"
-    public static let schedule = try! Schedule(name: "ml.retrain_check", cron: "0 2 * * *", kind: kind, args: #"{"trigger":"schedule"}"#)
+    /// The daily check at 02:00 UTC (one job per slot across schedulers and restarts).
+    public static func schedule() throws -> Schedule {
+        try Schedule(name: "ml.retrain_check", cron: "0 2 * * *", kind: kind, args: #"{"trigger":"schedule"}"#)
+    }
 
     public let settings: MLSettings
     let store: MLStore?

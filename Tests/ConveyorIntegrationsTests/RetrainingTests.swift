@@ -304,7 +304,7 @@ struct RetrainingTests {
             let clock = ManualClock(RFC3339.parse("2026-12-01T01:59:00Z")!)
             let store = PostgresJobStore(client: client, clock: clock)
             func scheduler(_ holder: String) -> Scheduler {
-                Scheduler(schedules: [RetrainCheckJob.schedule], store: store, election: .init(name: "scheduler", holder: holder), clock: clock, logger: TestDatabase.logger)
+                Scheduler(schedules: [try! RetrainCheckJob.schedule()], store: store, election: .init(name: "scheduler", holder: holder), clock: clock, logger: TestDatabase.logger)
             }
             func checks() async throws -> Int { try await TestDatabase.count(client, "SELECT count(*) FROM conveyor_jobs WHERE kind = 'ml.retrain_check'") }
             try await scheduler("a").tick()
