@@ -74,8 +74,17 @@ public struct PostgresJobStore: Sendable {
             let query = JobClaimBatch.query(queue: queue, limit: limit, worker: worker, lease: lease, now: clock.bind)
             return try await perform { try await JobClaimBatch.decode(client.query(query, logger: logger)) }
         }
-        // Kinds with cluster-wide limits: the locks, then the claim, in one transaction (see limitedQuery).
         let sorted = limits.sorted { $0.key < $1.key }.map { (kind: $0.key, limit: $0.value) }
+        // No limited kind waits in this queue (the common case: a limit declared for a kind another
+        // queue carries): the plain claim, leaving limited kinds to a later, locked one.
+        let probe = JobClaimBatch.waitingQuery(queue: queue, kinds: sorted.map(\.kind), now: clock.bind)
+        let waiting = try await perform { try await client.query(probe, logger: logger).collect().count }
+        guard waiting > 0 else {
+            let query = JobClaimBatch.query(
+                queue: queue, limit: limit, worker: worker, lease: lease, excluding: sorted.map(\.kind), now: clock.bind)
+            return try await perform { try await JobClaimBatch.decode(client.query(query, logger: logger)) }
+        }
+        // Kinds with cluster-wide limits: the locks, then the claim, in one transaction (see limitedQuery).
         let lock = JobClaimBatch.lockQuery(kinds: sorted.map(\.kind))
         let query = JobClaimBatch.limitedQuery(queue: queue, limit: limit, worker: worker, lease: lease, limits: sorted, now: clock.bind)
         return try await perform {

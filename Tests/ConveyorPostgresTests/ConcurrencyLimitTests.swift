@@ -1,7 +1,8 @@
 import ConveyorCore
-import ConveyorPostgres
+@testable import ConveyorPostgres
 import ConveyorTestSupport
 import Foundation
+import PostgresNIO
 import Testing
 
 @Suite("Cluster-wide concurrency limits (store, manual clock)")
@@ -151,5 +152,80 @@ struct ConcurrencyLimitTests {
             #expect(claimed == 7)
             #expect(try await TestDatabase.count(client, "SELECT count(*) FROM conveyor_jobs WHERE state = 'running'") == 7)
         }
+    }
+
+    @Test(
+        "a queue where no limited job waits is claimed without the limits' locks, and that claim leaves limited kinds waiting",
+        .timeLimit(.minutes(1)))
+    func noLockWithoutLimitedJobs() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            let limits = ["render": KindLimit(concurrency: 2)]
+            _ = try await store.insert((0..<3).map { _ in NewJob(kind: "other") })
+            _ = try await store.insert([NewJob(kind: "render", queue: "renders")])
+            // Another session holds the render lock (as a claim of renders in progress would): a claim
+            // of the default queue, where no render waits, does not wait for it. Before the probe it
+            // did, on every claim, and the test hangs until its time limit.
+            try await client.withConnection { holder in
+                _ = try await holder.query("BEGIN", logger: TestDatabase.logger).collect()
+                _ = try await holder.query(JobClaimBatch.lockQuery(kinds: ["render"]), logger: TestDatabase.logger).collect()
+                let claimed = try await store.claim(queue: "default", limit: 10, worker: "w", lease: .seconds(30), limits: limits)
+                #expect(claimed.map(\.kind) == ["other", "other", "other"])
+                _ = try await holder.query("COMMIT", logger: TestDatabase.logger).collect()
+            }
+            // The lock-free claim skips limited kinds: one that arrives after the probe waits for a
+            // locked claim, which counts it.
+            let plain = JobClaimBatch.query(queue: "renders", limit: 10, worker: "w", lease: .seconds(30), excluding: ["render"], now: nil)
+            #expect(try await client.query(plain, logger: TestDatabase.logger).collect().isEmpty)
+            let probe = JobClaimBatch.waitingQuery(queue: "renders", kinds: ["render", "encode"], now: nil)
+            var waiting: [String] = []
+            for try await kind in try await client.query(probe, logger: TestDatabase.logger).decode(String.self) { waiting.append(kind) }
+            #expect(waiting == ["render"])
+            let renders = try await store.claim(queue: "renders", limit: 10, worker: "w", lease: .seconds(30), limits: limits)
+            #expect(renders.map(\.kind) == ["render"])
+        }
+    }
+
+    @Test("the probe and a limited claim read a kind's due jobs on the kind's claim index, not the whole queue's")
+    func limitedKindsOnTheirIndex() async throws {
+        try await TestDatabase.withFresh { client, _ in
+            let store = PostgresJobStore(client: client)
+            for _ in 0..<5 { _ = try await store.insert((0..<1000).map { _ in NewJob(kind: "other") }) }
+            _ = try await store.insert([NewJob(kind: "render")])
+            _ = try await client.query("ANALYZE conveyor_jobs", logger: TestDatabase.logger).collect()
+            let statements = [
+                JobClaimBatch.waitingQuery(queue: "default", kinds: ["render"], now: nil),
+                JobClaimBatch.limitedQuery(
+                    queue: "default", limit: 100, worker: "w", lease: .seconds(30), limits: [(kind: "render", limit: KindLimit(concurrency: 2))], now: nil),
+            ]
+            for statement in statements {
+                var explain = statement
+                explain.sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement.sql
+                var plan = ""
+                for try await line in try await client.query(explain, logger: TestDatabase.logger).decode(String.self) { plan += line }
+                #expect(plan.contains("conveyor_jobs_kind_claim_idx"), "\(plan)")
+                // Reading the queue's claim index for the one render read all 5,000 other jobs' entries.
+                let read = Self.rowsRead(inPlan: plan, index: "conveyor_jobs_claim_idx")
+                #expect(read <= 200, "\(read) entries of the queue's claim index read for one render")
+            }
+        }
+    }
+
+    /// Rows the plan's scans on `index` returned, summed over their loops.
+    static func rowsRead(inPlan json: String, index: String) -> Int {
+        guard let data = json.data(using: .utf8), let root = try? JSONSerialization.jsonObject(with: data) else { return -1 }
+        func walk(_ node: Any) -> Int {
+            var total = 0
+            if let object = node as? [String: Any] {
+                if object["Index Name"] as? String == index {
+                    total += ((object["Actual Rows"] as? Int) ?? 0) * ((object["Actual Loops"] as? Int) ?? 1)
+                }
+                for value in object.values { total += walk(value) }
+            } else if let array = node as? [Any] {
+                for value in array { total += walk(value) }
+            }
+            return total
+        }
+        return walk(root)
     }
 }
